@@ -1,0 +1,183 @@
+"""Domain objects shared by every layer: plain frozen dataclasses and enums, numpy only.
+
+Geometry follows DICOM/ITK conventions so nothing is lost between file formats: arrays are
+indexed ``[z, y, x]`` (slice, row, column); spacing and origin are ``(x, y, z)`` in millimetres;
+the direction matrix is row-major 3x3 whose *columns* are the patient-space (LPS) unit vectors of
+the x, y and z index axes (the layout SimpleITK's ``GetDirection`` uses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+
+Vector3 = tuple[float, float, float]
+Matrix3 = tuple[float, float, float, float, float, float, float, float, float]
+
+IDENTITY_DIRECTION: Matrix3 = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class ScanMetadata:
+    """Who and what a scan is about; empty strings where the file says nothing."""
+
+    modality: str = ""
+    patient_name: str = ""
+    patient_id: str = ""
+    patient_birth_date: str = ""
+    patient_sex: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    study_date: str = ""
+    series_date: str = ""
+    study_description: str = ""
+    series_description: str = ""
+    series_number: str = ""
+    institution: str = ""
+    manufacturer: str = ""
+    manufacturer_model: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Volume:
+    """A 3-D scan with the geometry needed to place every voxel in the patient (LPS, mm)."""
+
+    array_zyx: np.ndarray
+    spacing_xyz_mm: Vector3
+    origin_lps_mm: Vector3
+    direction_lps: Matrix3 = IDENTITY_DIRECTION
+    metadata: ScanMetadata = field(default_factory=ScanMetadata)
+    warnings: tuple[str, ...] = ()
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.array_zyx.ndim != 3:
+            raise ValueError(f"a Volume needs a 3-D array, got shape {self.array_zyx.shape}")
+        if any(s <= 0 for s in self.spacing_xyz_mm):
+            raise ValueError(f"voxel spacing must be positive, got {self.spacing_xyz_mm}")
+
+    @property
+    def modality(self) -> str:
+        return self.metadata.modality
+
+    @property
+    def shape_zyx(self) -> tuple[int, int, int]:
+        z, y, x = self.array_zyx.shape
+        return (z, y, x)
+
+    @property
+    def size_xyz(self) -> tuple[int, int, int]:
+        z, y, x = self.array_zyx.shape
+        return (x, y, z)
+
+    def direction_matrix(self) -> np.ndarray:
+        return np.asarray(self.direction_lps, dtype=float).reshape(3, 3)
+
+    def index_to_lps(self, index_xyz: tuple[float, float, float]) -> Vector3:
+        """Patient position (LPS mm) of a continuous voxel index given as (x, y, z)."""
+        scaled = np.asarray(index_xyz, dtype=float) * np.asarray(self.spacing_xyz_mm)
+        point = np.asarray(self.origin_lps_mm) + self.direction_matrix() @ scaled
+        return (float(point[0]), float(point[1]), float(point[2]))
+
+    def lps_to_index(self, point_lps: tuple[float, float, float]) -> Vector3:
+        """Continuous voxel index (x, y, z) of a patient position (LPS mm)."""
+        offset = np.asarray(point_lps, dtype=float) - np.asarray(self.origin_lps_mm)
+        index = np.linalg.solve(self.direction_matrix(), offset) / np.asarray(self.spacing_xyz_mm)
+        return (float(index[0]), float(index[1]), float(index[2]))
+
+    def with_array(self, array_zyx: np.ndarray) -> Volume:
+        """The same geometry and metadata around another array (a label map, a filtered copy)."""
+        if array_zyx.shape != self.array_zyx.shape:
+            raise ValueError(f"shape {array_zyx.shape} differs from {self.array_zyx.shape}")
+        return replace(self, array_zyx=array_zyx)
+
+
+class SeriesKind(StrEnum):
+    """What a group of DICOM files is, as far as a reading workstation cares."""
+
+    VOLUME = "volume"
+    SINGLE_IMAGE = "single image"
+    TIME_SERIES = "time series"
+    MULTI_FRAME = "multi-frame"
+    LOCALIZER = "localizer"
+    SECONDARY_CAPTURE = "secondary capture"
+    MOSAIC = "mosaic"
+    COLOUR = "colour image"
+    NON_IMAGE = "non-image object"
+    UNREADABLE = "unreadable"
+    FILE = "image file"
+
+
+@dataclass(frozen=True)
+class SliceRef:
+    """Where one slice's pixels are and how to turn them into scanner units."""
+
+    path: Path
+    position_lps_mm: Vector3
+    rescale_slope: float = 1.0
+    rescale_intercept: float = 0.0
+    pixel_offset: int = -1  # byte offset of raw little-endian pixels; -1 = needs a decoder
+
+
+@dataclass(frozen=True)
+class PixelFormat:
+    """How the stored pixel values of a DICOM series are laid out."""
+
+    rows: int
+    columns: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    transfer_syntax: str
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """One loadable (or explained unloadable) unit found in a folder, known from headers only.
+
+    ``key`` identifies it within a discovery: the SeriesInstanceUID, with a ``#n`` suffix when one
+    DICOM series had to be split (several orientations or image sizes under one UID).
+    ``files`` are in slice order for volumes.
+    """
+
+    key: str
+    kind: SeriesKind
+    metadata: ScanMetadata
+    files: tuple[Path, ...]
+    size_xyz: tuple[int, int, int] = (0, 0, 0)
+    spacing_xyz_mm: Vector3 = (0.0, 0.0, 0.0)
+    loadable: bool = False
+    reason: str = ""
+    warnings: tuple[str, ...] = ()
+    time_points: int = 1
+    slices: tuple[SliceRef, ...] = ()
+    orientation: tuple[float, ...] = ()  # DICOM ImageOrientationPatient: row then column cosines
+    pixel_format: PixelFormat | None = None
+
+    @property
+    def uid(self) -> str:
+        return self.metadata.series_uid
+
+    @property
+    def modality(self) -> str:
+        return self.metadata.modality
+
+    @property
+    def description(self) -> str:
+        return self.metadata.series_description
+
+    @property
+    def file_count(self) -> int:
+        return len(self.files)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a long task has come; ``fraction`` is 0..1."""
+
+    fraction: float
+    stage: str
+    message: str = ""

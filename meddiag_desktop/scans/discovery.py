@@ -1,0 +1,359 @@
+"""Find what a folder holds: DICOM series split into what can be stacked, plus image files.
+
+One DICOM SeriesInstanceUID is not one volume: scanners put 3-plane localizers, secondary
+captures, several image sizes, echoes or time points under one UID. Stacking those gives a wrong
+volume, so each file is classified from its header and only compatible slices are grouped. Every
+group that cannot become a 3-D volume says why, in words a radiologist understands.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from meddiag_desktop.domain import (
+    PixelFormat,
+    Progress,
+    ScanMetadata,
+    SeriesInfo,
+    SeriesKind,
+    SliceRef,
+)
+from meddiag_desktop.scans import file_formats, multiframe, sop_classes
+from meddiag_desktop.scans.dicom_header import DicomHeader, read_header
+from meddiag_desktop.scans.errors import NotDicomError, ScanError
+from meddiag_desktop.scans.slice_geometry import analyse_stack
+
+ProgressCallback = Callable[[Progress], None]
+
+_IGNORED_NAMES = {"DICOMDIR", "LICENSE", "README", "Thumbs.db", ".DS_Store"}
+_PROGRESS_EVERY = 64
+
+
+def discover(path: Path | str, progress: ProgressCallback | None = None) -> list[SeriesInfo]:
+    """List every series (and image file) under ``path``, from headers only.
+
+    Raises :class:`ScanError` when ``path`` does not exist or holds nothing readable.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise ScanError(root, "does not exist")
+    files = [root] if root.is_file() else list(_walk(root))
+    headers: list[DicomHeader] = []
+    others: list[SeriesInfo] = []
+    unreadable: list[ScanError] = []
+    for index, file in enumerate(files):
+        if progress is not None and index % _PROGRESS_EVERY == 0:
+            progress(
+                Progress(
+                    index / max(len(files), 1), "reading headers", f"{index} of {len(files)} files"
+                )
+            )
+        if file_formats.is_volume_file(file):
+            others.append(file_formats.describe(file))
+            continue
+        try:
+            headers.append(read_header(file))
+        except NotDicomError:
+            if root.is_file():
+                raise ScanError(
+                    file,
+                    "is neither DICOM nor a supported image format "
+                    f"({file_formats.SUPPORTED_TEXT})",
+                ) from None
+        except ScanError as exc:
+            unreadable.append(exc)
+    if progress is not None:
+        progress(Progress(1.0, "grouping series", f"{len(files)} files read"))
+    series = group_headers(headers) + others
+    if unreadable:
+        series.append(_unreadable_series(unreadable))
+    if not series:
+        raise ScanError(root, "holds no DICOM series or image files")
+    return series
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith(".") or name in _IGNORED_NAMES or name.startswith("LICENSE"):
+                continue
+            yield Path(folder) / name
+
+
+def group_headers(headers: list[DicomHeader]) -> list[SeriesInfo]:
+    """Split headers into series and series into stackable parts."""
+    by_uid: dict[str, list[DicomHeader]] = defaultdict(list)
+    for header in _unique_instances(headers):
+        by_uid[header.series_uid or f"no-uid:{header.path.parent}"].append(header)
+    result: list[SeriesInfo] = []
+    for uid, members in by_uid.items():
+        parts = _split_series(members)
+        parts.sort(key=lambda p: (not p.loadable, -len(p.files)))
+        if len(parts) == 1:
+            result.append(replace(parts[0], key=uid))
+        else:
+            result.extend(replace(p, key=f"{uid}#{n}") for n, p in enumerate(parts, start=1))
+    result.sort(key=lambda s: (s.metadata.study_uid, _series_number(s), s.key))
+    return result
+
+
+def _series_number(series: SeriesInfo) -> float:
+    try:
+        return float(series.metadata.series_number)
+    except ValueError:
+        return float("inf")
+
+
+def _unique_instances(headers: list[DicomHeader]) -> list[DicomHeader]:
+    """Drop copies of the same instance (the same SOPInstanceUID in two files)."""
+    seen: set[str] = set()
+    unique = []
+    for header in headers:
+        uid = header.sop_instance_uid
+        if uid and uid in seen:
+            continue
+        seen.add(uid)
+        unique.append(header)
+    return unique
+
+
+def metadata_of(header: DicomHeader) -> ScanMetadata:
+    return ScanMetadata(
+        modality=header.modality,
+        patient_name=header.patient_name.replace("^", " ").strip(),
+        patient_id=header.patient_id,
+        patient_birth_date=header.patient_birth_date,
+        patient_sex=header.patient_sex,
+        study_uid=header.study_uid,
+        series_uid=header.series_uid,
+        study_date=header.study_date,
+        series_date=header.series_date,
+        study_description=header.study_description,
+        series_description=header.series_description,
+        series_number=header.series_number,
+        institution=header.institution,
+        manufacturer=header.manufacturer,
+        manufacturer_model=header.manufacturer_model,
+    )
+
+
+def _split_series(members: list[DicomHeader]) -> list[SeriesInfo]:
+    """Classify each file and group the stackable slices by orientation, size and echo."""
+    parts: list[SeriesInfo] = []
+    not_stackable: dict[tuple[SeriesKind, str], list[DicomHeader]] = defaultdict(list)
+    stackable: dict[tuple, list[DicomHeader]] = defaultdict(list)
+    for header in members:
+        kind, reason = classify(header)
+        if kind is SeriesKind.MULTI_FRAME:
+            parts.append(multiframe.describe(header, metadata_of(header)))
+        elif kind is not SeriesKind.VOLUME:
+            not_stackable[(kind, reason)].append(header)
+        else:
+            orientation = tuple(round(v, 3) for v in header.floats("image_orientation"))
+            stackable[(orientation, header.rows, header.columns, header.echo_numbers)].append(
+                header
+            )
+    for (kind, reason), group in not_stackable.items():
+        parts.append(_unstackable_part(group, kind, reason))
+    multi_plane = len({key[0] for key in stackable}) > 1
+    for group in stackable.values():
+        parts.append(_stack_part(group, multi_plane))
+    return parts
+
+
+def classify(header: DicomHeader) -> tuple[SeriesKind, str]:
+    """What one file is; VOLUME means 'a slice that may be stacked'."""
+    non_image = sop_classes.non_image_reason(header.sop_class_uid)
+    if non_image:
+        return SeriesKind.NON_IMAGE, non_image
+    if not header.has_pixels:
+        return SeriesKind.NON_IMAGE, "holds no image (no pixel data)"
+    if header.samples_per_pixel != 1 or header.photometric.startswith(("RGB", "YBR", "PALETTE")):
+        return SeriesKind.COLOUR, (
+            "colour images (such as screenshots or reports) cannot be read as a greyscale scan"
+        )
+    if sop_classes.is_secondary_capture(header.sop_class_uid):
+        return SeriesKind.SECONDARY_CAPTURE, (
+            "secondary capture (a picture of a screen or a report), not an acquired scan"
+        )
+    if "MOSAIC" in header.image_types:
+        return SeriesKind.MOSAIC, (
+            "Siemens mosaic (fMRI/diffusion slices tiled into one image): "
+            "not supported; convert with a research tool such as dcm2niix"
+        )
+    if (
+        header.frames > 1
+        or header.shared_functional_groups
+        or sop_classes.is_enhanced(header.sop_class_uid)
+    ):
+        return SeriesKind.MULTI_FRAME, ""
+    if _is_localizer(header):
+        return SeriesKind.LOCALIZER, (
+            "scout/localizer (a 2-D planning image taken before the scan), not a 3-D volume"
+        )
+    if "PROJECTION IMAGE" in header.image_types:
+        return SeriesKind.SECONDARY_CAPTURE, (
+            "projection images (MIP/MinIP renderings made "
+            "from another series), not an acquired volume"
+        )
+    if len(header.floats("image_position")) != 3 or len(header.floats("image_orientation")) != 6:
+        return SeriesKind.NON_IMAGE, (
+            "images without position in the patient (no "
+            "ImagePositionPatient/ImageOrientationPatient)"
+        )
+    if len(header.floats("pixel_spacing")) != 2:
+        return SeriesKind.NON_IMAGE, "images without pixel spacing: sizes would be unknown"
+    return SeriesKind.VOLUME, ""
+
+
+_LOCALIZER_WORDS = ("LOCALIZER", "LOCALISER", "SCOUT", "SURVEY", "TOPOGRAM", "SCANOGRAM", "PILOT")
+
+
+def _is_localizer(header: DicomHeader) -> bool:
+    """ImageType says so on most scanners; older MR only names it in the description."""
+    if any(word in header.image_types for word in ("LOCALIZER", "SCOUT")):
+        return True
+    description = header.series_description.upper()
+    return any(word in description for word in _LOCALIZER_WORDS)
+
+
+def _unstackable_part(group: list[DicomHeader], kind: SeriesKind, reason: str) -> SeriesInfo:
+    first = group[0]
+    count = len(group)
+    noun = "file" if count == 1 else "files"
+    return SeriesInfo(
+        key="",
+        kind=kind,
+        metadata=metadata_of(first),
+        files=tuple(h.path for h in group),
+        size_xyz=(first.columns, first.rows, count if first.rows else 0),
+        loadable=False,
+        reason=f"{count} {noun}: {reason}",
+    )
+
+
+def _stack_part(group: list[DicomHeader], multi_plane: bool) -> SeriesInfo:
+    """Geometry of compatible slices; repeated positions mean time points (or echoes)."""
+    first = group[0]
+    metadata = metadata_of(first)
+    orientation = first.floats("image_orientation")
+    spacing_row, spacing_col = first.floats("pixel_spacing")
+    positions = [h.floats("image_position") for h in group]
+    time_points, first_time_point = _first_time_point(group, positions)
+    warnings: list[str] = []
+    if multi_plane:
+        warnings.append(
+            "This series holds images in several orientations; this part is one of them."
+        )
+    if time_points == 0:
+        return SeriesInfo(
+            key="",
+            kind=SeriesKind.TIME_SERIES,
+            metadata=metadata,
+            files=tuple(h.path for h in group),
+            size_xyz=(first.columns, first.rows, len(group)),
+            loadable=False,
+            reason=(
+                f"{len(group)} files repeat slice positions unevenly (an incomplete time "
+                "series or duplicated slices): it cannot be stacked into one volume"
+            ),
+        )
+    chosen = first_time_point
+    geometry = analyse_stack([h.floats("image_position") for h in chosen], orientation)
+    ordered = [chosen[i] for i in geometry.order]
+    if time_points > 1:
+        warnings.append(
+            f"{time_points} time points (or repetitions) at the same positions: the "
+            "first is loaded."
+        )
+    warnings.extend(geometry.describe_problems())
+    slice_count = len(ordered)
+    if slice_count == 1:
+        spacing_z = first.number("slice_thickness", 1.0) or 1.0
+        warnings.append("A single slice: shown as a volume one slice thick.")
+    else:
+        spacing_z = geometry.spacing_mm
+    if not geometry.regular:
+        slice_count = geometry.slice_count
+    kind = (
+        SeriesKind.SINGLE_IMAGE
+        if len(ordered) == 1
+        else (SeriesKind.TIME_SERIES if time_points > 1 else SeriesKind.VOLUME)
+    )
+    return SeriesInfo(
+        key="",
+        kind=kind,
+        metadata=metadata,
+        files=tuple(h.path for h in group),
+        size_xyz=(first.columns, first.rows, slice_count),
+        spacing_xyz_mm=(spacing_col, spacing_row, spacing_z),
+        loadable=True,
+        warnings=tuple(warnings),
+        time_points=time_points,
+        slices=tuple(_slice_ref(h) for h in ordered),
+        orientation=orientation,
+        pixel_format=PixelFormat(
+            rows=first.rows,
+            columns=first.columns,
+            bits_allocated=first.bits_allocated,
+            bits_stored=first.bits_stored or first.bits_allocated,
+            signed=first.pixel_representation == 1,
+            transfer_syntax=first.transfer_syntax,
+        ),
+    )
+
+
+def _slice_ref(header: DicomHeader) -> SliceRef:
+    x, y, z = header.floats("image_position")
+    expected = header.rows * header.columns * max(header.bits_allocated // 8, 1)
+    fast = header.uncompressed and header.pixel_offset >= 0 and header.pixel_length == expected
+    return SliceRef(
+        path=header.path,
+        position_lps_mm=(x, y, z),
+        rescale_slope=header.number("rescale_slope", 1.0) or 1.0,
+        rescale_intercept=header.number("rescale_intercept", 0.0),
+        pixel_offset=header.pixel_offset if fast else -1,
+    )
+
+
+def _first_time_point(
+    group: list[DicomHeader], positions: list[tuple[float, ...]]
+) -> tuple[int, list[DicomHeader]]:
+    """(number of time points, slices of the first); 0 time points when repeats are uneven."""
+    counts: dict[tuple[float, ...], list[DicomHeader]] = defaultdict(list)
+    for header, position in zip(group, positions, strict=True):
+        counts[tuple(round(v, 2) for v in position)].append(header)
+    repeats = {len(v) for v in counts.values()}
+    if repeats == {1}:
+        return 1, group
+    if len(repeats) != 1:
+        return 0, group
+    first = [min(hs, key=_acquisition_order) for hs in counts.values()]
+    return repeats.pop(), first
+
+
+def _acquisition_order(header: DicomHeader) -> tuple[float, float, float, float]:
+    return (
+        header.number("temporal_position", 0.0),
+        header.number("acquisition_number", 0.0),
+        header.number("trigger_time", 0.0),
+        header.number("instance_number", 0.0),
+    )
+
+
+def _unreadable_series(errors: list[ScanError]) -> SeriesInfo:
+    shown = "; ".join(f"{e.path.name}: {e.reason}" for e in errors[:3])
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return SeriesInfo(
+        key="unreadable",
+        kind=SeriesKind.UNREADABLE,
+        metadata=ScanMetadata(series_description="files that could not be read"),
+        files=tuple(e.path for e in errors),
+        loadable=False,
+        reason=f"{len(errors)} damaged or unreadable DICOM file(s): {shown}{more}",
+    )

@@ -1,0 +1,230 @@
+"""Turn a discovered series (or a file/folder path) into a :class:`Volume`.
+
+Uncompressed slices, nearly every CT and MR on disk, are read straight into the volume's memory
+at the pixel offsets discovery found: the cost is close to reading the bytes at all. Compressed
+slices go through SimpleITK/GDCM, which decodes every transfer syntax tried here. Geometry is
+always computed here from the slice positions, never taken from a reader's guess, so a tilted or
+gappy stack is resampled (with a warning on the Volume) instead of being silently sheared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from meddiag_desktop.domain import PixelFormat, Progress, SeriesInfo, SeriesKind, SliceRef, Volume
+from meddiag_desktop.scans import file_formats, multiframe
+from meddiag_desktop.scans.discovery import discover
+from meddiag_desktop.scans.errors import ScanError
+from meddiag_desktop.scans.slice_geometry import (
+    analyse_stack,
+    direction_from_orientation,
+    resample_to_regular_grid,
+)
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def load(source: SeriesInfo | Path | str, progress: ProgressCallback | None = None) -> Volume:
+    """Load a series from :func:`discover`, or the single loadable series at a path."""
+    series = source if isinstance(source, SeriesInfo) else _only_loadable(Path(source))
+    if not series.loadable:
+        where = series.files[0] if series.files else Path(series.key)
+        raise ScanError(where, f"cannot be loaded as a volume: {series.reason}")
+    if series.kind is SeriesKind.FILE:
+        return file_formats.load_file(series.files[0])
+    if series.kind is SeriesKind.MULTI_FRAME:
+        return _load_multiframe(series)
+    return _load_stack(series, progress)
+
+
+def _only_loadable(path: Path) -> SeriesInfo:
+    if path.is_file() and file_formats.is_volume_file(path):
+        return file_formats.describe(path)
+    return choose_series(discover(path), None, path)
+
+
+def choose_series(found: list[SeriesInfo], wanted: str | None, path: Path) -> SeriesInfo:
+    """The series a user means: ``wanted`` (a key or UID), or the only loadable one."""
+    if wanted:
+        matches = [s for s in found if s.key == wanted] or [s for s in found if s.uid == wanted]
+        if not matches:
+            raise ScanError(path, f"has no series '{wanted}' (see 'meddiag scan {path}')")
+        loadable = [s for s in matches if s.loadable]
+        return loadable[0] if loadable else matches[0]
+    loadable = [s for s in found if s.loadable]
+    if len(loadable) == 1:
+        return loadable[0]
+    if not loadable:
+        reasons = "; ".join(f"{s.description or s.key}: {s.reason}" for s in found[:3])
+        raise ScanError(path, f"holds no series that can be loaded as a 3-D volume ({reasons})")
+    keys = ", ".join(s.key for s in loadable[:6])
+    raise ScanError(path, f"holds {len(loadable)} loadable series; pick one ({keys})")
+
+
+def _stored_dtype(fmt: PixelFormat) -> np.dtype:
+    kinds = {8: "i1", 16: "i2", 32: "i4"} if fmt.signed else {8: "u1", 16: "u2", 32: "u4"}
+    if fmt.bits_allocated not in kinds:
+        raise ScanError("", f"{fmt.bits_allocated}-bit pixels are not supported")
+    return np.dtype("<" + kinds[fmt.bits_allocated])
+
+
+def _load_stack(series: SeriesInfo, progress: ProgressCallback | None) -> Volume:
+    fmt = series.pixel_format
+    slices = series.slices
+    if fmt is None or not slices:
+        raise ScanError(series.files[0], "series has no slice information")
+    if all(s.pixel_offset >= 0 for s in slices):
+        stored = _read_raw(slices, fmt, progress)
+        values = _to_scanner_units(_mask_unused_bits(stored, fmt), slices)
+    else:
+        values = _decode(slices, fmt, progress)
+    return _assemble(
+        series,
+        values,
+        [s.position_lps_mm for s in slices],
+        series.orientation,
+        (series.spacing_xyz_mm[0], series.spacing_xyz_mm[1]),
+    )
+
+
+def _read_raw(
+    slices: tuple[SliceRef, ...], fmt: PixelFormat, progress: ProgressCallback | None
+) -> np.ndarray:
+    dtype = _stored_dtype(fmt)
+    stack = np.empty((len(slices), fmt.rows, fmt.columns), dtype=dtype)
+    expected = fmt.rows * fmt.columns * dtype.itemsize
+    for index, ref in enumerate(slices):
+        target = memoryview(stack[index]).cast("B")
+        try:
+            with open(ref.path, "rb", buffering=0) as handle:
+                handle.seek(ref.pixel_offset)
+                got = handle.readinto(target)
+        except OSError as exc:
+            raise ScanError(ref.path, f"cannot be read ({exc.strerror or exc})") from exc
+        if got != expected:
+            raise ScanError(
+                ref.path, f"is truncated: pixel data ends after {got} of {expected} bytes"
+            )
+        if progress is not None and index % 32 == 0:
+            progress(Progress(index / len(slices), "reading slices", f"{index} of {len(slices)}"))
+    return stack
+
+
+def _mask_unused_bits(stack: np.ndarray, fmt: PixelFormat) -> np.ndarray:
+    """Bits above BitsStored may hold overlays or garbage; keep only the stored bits."""
+    if fmt.bits_stored >= fmt.bits_allocated or fmt.bits_stored <= 0:
+        return stack
+    if fmt.signed:
+        shift = fmt.bits_allocated - fmt.bits_stored
+        np.left_shift(stack, shift, out=stack)
+        np.right_shift(stack, shift, out=stack)  # arithmetic shift restores the sign
+        return stack
+    limit = (1 << fmt.bits_stored) - 1
+    if stack.max() > limit:
+        np.bitwise_and(stack, limit, out=stack)
+    return stack
+
+
+def _to_scanner_units(stack: np.ndarray, slices: tuple[SliceRef, ...]) -> np.ndarray:
+    """Apply rescale slope/intercept (CT -> HU) in the smallest type that holds the result."""
+    slopes = np.array([s.rescale_slope for s in slices])
+    intercepts = np.array([s.rescale_intercept for s in slices])
+    if np.all(slopes == 1) and np.all(intercepts == np.round(intercepts)):
+        if np.all(intercepts == 0) and stack.dtype in (np.int16, np.uint8, np.int8):
+            return stack
+        low, high = int(stack.min()), int(stack.max())
+        lo_out, hi_out = low + int(intercepts.min()), high + int(intercepts.max())
+        fits_int16 = lo_out >= -32768 and hi_out <= 32767
+        if fits_int16 and stack.dtype == np.int16 and np.all(intercepts == intercepts[0]):
+            stack += np.int16(intercepts[0])  # in place: no second copy of the volume
+            return stack
+        if fits_int16:
+            out = stack.astype(np.int16)
+            out += intercepts.astype(np.int16)[:, None, None]
+            return out
+        out32 = stack.astype(np.int32)
+        out32 += intercepts.astype(np.int32)[:, None, None]
+        return out32
+    out = stack.astype(np.float32)
+    out *= slopes.astype(np.float32)[:, None, None]
+    out += intercepts.astype(np.float32)[:, None, None]
+    return out
+
+
+def _decode(
+    slices: tuple[SliceRef, ...], fmt: PixelFormat, progress: ProgressCallback | None
+) -> np.ndarray:
+    """Compressed slices: SimpleITK/GDCM decodes and applies the rescale itself."""
+    planes = []
+    for index, ref in enumerate(slices):
+        try:
+            image = sitk.ReadImage(str(ref.path))
+        except RuntimeError as exc:
+            raise ScanError(
+                ref.path,
+                "pixel data could not be decoded (damaged file or "
+                f"unsupported compression {fmt.transfer_syntax})",
+            ) from exc
+        plane = sitk.GetArrayFromImage(image)
+        if plane.ndim != 3 or plane.shape[1:] != (fmt.rows, fmt.columns):
+            raise ScanError(
+                ref.path,
+                f"decoded to shape {plane.shape}, expected one "
+                f"{fmt.rows}x{fmt.columns} greyscale slice",
+            )
+        planes.append(plane[0])
+        if progress is not None and index % 8 == 0:
+            progress(Progress(index / len(slices), "decoding slices", f"{index} of {len(slices)}"))
+    dtype = np.result_type(*[p.dtype for p in planes])
+    return np.stack(planes).astype(dtype, copy=False)
+
+
+def _load_multiframe(series: SeriesInfo) -> Volume:
+    values, plan, _ds = multiframe.load(series)
+    volume = _assemble(
+        series, values, list(plan.positions), plan.orientation, plan.pixel_spacing_xy
+    )
+    return Volume(
+        array_zyx=volume.array_zyx,
+        spacing_xyz_mm=volume.spacing_xyz_mm,
+        origin_lps_mm=volume.origin_lps_mm,
+        direction_lps=volume.direction_lps,
+        metadata=volume.metadata,
+        warnings=tuple(dict.fromkeys((*series.warnings, *plan.warnings, *volume.warnings))),
+        source=volume.source,
+    )
+
+
+def _assemble(
+    series: SeriesInfo,
+    values: np.ndarray,
+    positions: list[tuple[float, float, float]],
+    orientation: tuple[float, ...],
+    pixel_spacing_xy: tuple[float, float],
+) -> Volume:
+    """Geometry from positions; irregular stacks are resampled onto a regular grid."""
+    geometry = analyse_stack(positions, orientation)
+    origin = positions[0]
+    if len(positions) == 1:
+        spacing_z = series.spacing_xyz_mm[2] or 1.0
+    elif geometry.regular:
+        spacing_z = geometry.spacing_mm
+    else:
+        fill = float(values.min())
+        values, origin = resample_to_regular_grid(
+            values, positions, orientation, pixel_spacing_xy, geometry.spacing_mm, fill
+        )
+        spacing_z = geometry.spacing_mm
+    return Volume(
+        array_zyx=values,
+        spacing_xyz_mm=(pixel_spacing_xy[0], pixel_spacing_xy[1], spacing_z),
+        origin_lps_mm=tuple(float(v) for v in origin),
+        direction_lps=direction_from_orientation(orientation),
+        metadata=series.metadata,
+        warnings=series.warnings,
+        source=str(series.files[0].parent if series.files else ""),
+    )
