@@ -1,0 +1,40 @@
+"""Shared test fixtures: where the real sample scans are, and an offscreen Qt."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# GUI tests run without a screen; set before any Qt import.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+
+def sample_data_root() -> Path | None:
+    """``$MEDDIAG_SAMPLE_DATA`` or ``../shared/data`` beside the checkout, if present."""
+    configured = os.environ.get("MEDDIAG_SAMPLE_DATA")
+    candidates = [Path(configured)] if configured else []
+    candidates.append(REPO_ROOT.parent / "shared" / "data")
+    for candidate in candidates:
+        if (candidate / "dicom").is_dir():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def sample_data() -> Path:
+    root = sample_data_root()
+    if root is None:
+        pytest.skip("real sample scans not found: set MEDDIAG_SAMPLE_DATA or place ../shared/data")
+    return root
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Screenshots and other outputs worth looking at after a run."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
