@@ -181,3 +181,43 @@ class Progress:
     fraction: float
     stage: str
     message: str = ""
+
+
+class FindingSource(StrEnum):
+    AI = "ai"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lesion: the numbers a radiologist reports, in the scan's own geometry.
+
+    Diameters follow RECIST: the longest diameter within one axial slice and the longest
+    diameter perpendicular to it in that slice, measured between outer voxel edges.
+    """
+
+    finding_id: int
+    label: int
+    label_name: str
+    volume_ml: float
+    long_axis_mm: float
+    short_axis_mm: float
+    centroid_lps_mm: Vector3
+    centroid_index_xyz: Vector3
+    bbox_index_xyz: tuple[int, int, int, int, int, int]  # min x, y, z then max x, y, z
+    voxel_count: int
+    mean_intensity: float
+    max_intensity: float
+    mean_probability: float
+    max_probability: float
+    source: FindingSource = FindingSource.AI
+
+
+@dataclass(frozen=True, eq=False)
+class Segmentation:
+    """A label map on a volume's grid, with the model's lesion probability where it has one."""
+
+    labels_zyx: np.ndarray  # uint8 label values, same shape as the volume
+    label_names: dict[int, str]
+    label_colours: dict[int, str]
+    probability_zyx: np.ndarray | None = None  # float32 probability of any lesion label

@@ -1,48 +1,19 @@
-"""The headless ``meddiag`` command: the same core the GUI drives, for scripts and checks.
-
-Errors a user can cause end as one line on stderr and exit code 2; no traceback.
-"""
+"""``meddiag scan`` and ``meddiag convert``: what a folder holds, and one series to NIfTI."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from meddiag_desktop import __version__
-from meddiag_desktop.domain import Progress, SeriesInfo
+from meddiag_desktop.cli.output import ProgressBar
+from meddiag_desktop.domain import SeriesInfo
 from meddiag_desktop.scans import ScanError, choose_series, discover, load, write_volume
 
-EXIT_USER_ERROR = 2
-NOT_A_DEVICE = "MedDiag Desktop is not a medical device and is not for clinical use."
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
-        parser.print_help()
-        return EXIT_USER_ERROR
-    try:
-        return int(args.run(args) or 0)
-    except ScanError as exc:
-        print(f"meddiag: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("meddiag: interrupted", file=sys.stderr)
-        return 130
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="meddiag", description=f"MedDiag Desktop command line. {NOT_A_DEVICE}"
-    )
-    parser.add_argument("--version", action="version", version=f"meddiag {__version__}")
-    commands = parser.add_subparsers(title="commands")
-
+def add_parsers(commands: argparse._SubParsersAction) -> None:
     scan = commands.add_parser("scan", help="list the series in a folder or file")
     scan.add_argument("path", type=Path)
     scan.add_argument("--json", action="store_true", help="machine-readable output")
@@ -53,26 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--series", help="series key or UID from 'meddiag scan'")
     convert.add_argument("--out", type=Path, required=True, help="output file (.nii.gz)")
     convert.set_defaults(run=_convert)
-    return parser
-
-
-def _progress_printer(enabled: bool):
-    def show(progress: Progress) -> None:
-        print(
-            f"\r{progress.stage}: {progress.fraction:4.0%} {progress.message:30}",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    return show if enabled else None
 
 
 def _scan(args: argparse.Namespace) -> int:
-    interactive = sys.stderr.isatty()
-    found = discover(args.path, progress=_progress_printer(interactive))
-    if interactive:
-        print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
+    bar = ProgressBar()
+    found = discover(args.path, progress=bar)
+    bar.close()
     if args.json:
         print(json.dumps([series_summary(s) for s in found], indent=2))
         return 0
@@ -131,7 +88,3 @@ def _convert(args: argparse.Namespace) -> int:
     size = "x".join(str(v) for v in volume.size_xyz)
     print(f"wrote {args.out} ({size} voxels, {series.description or series.key})")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

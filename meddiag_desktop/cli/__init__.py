@@ -1,0 +1,43 @@
+"""The headless ``meddiag`` command: the same core the GUI drives, for scripts and checks.
+
+Errors a user can cause end as one line on stderr and exit code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from meddiag_desktop import __version__
+from meddiag_desktop.cli import model_commands, scan_commands
+from meddiag_desktop.cli.output import NOT_A_DEVICE, USER_ERRORS
+
+EXIT_USER_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return int(args.run(args) or 0)
+    except USER_ERRORS as exc:
+        print(f"meddiag: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("meddiag: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meddiag", description=f"MedDiag Desktop command line. {NOT_A_DEVICE}"
+    )
+    parser.add_argument("--version", action="version", version=f"meddiag {__version__}")
+    commands = parser.add_subparsers(title="commands")
+    scan_commands.add_parsers(commands)
+    model_commands.add_parsers(commands)
+    return parser

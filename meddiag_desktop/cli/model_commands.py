@@ -1,0 +1,183 @@
+"""``meddiag models list|add`` and ``meddiag infer``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from meddiag_desktop.cli.output import ProgressBar
+from meddiag_desktop.domain import Finding
+from meddiag_desktop.inference.card import ModelCard
+from meddiag_desktop.inference.pipeline import (
+    InferenceOptions,
+    InferenceResult,
+    run_inference,
+    run_to_end,
+)
+from meddiag_desktop.inference.registry import ModelRegistry
+from meddiag_desktop.inference.session import SHORT_NAMES
+from meddiag_desktop.scans import choose_series, discover, load, write_label_map, write_volume
+from meddiag_desktop.scans.file_formats import is_volume_file
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    models = commands.add_parser("models", help="list or add models (never downloads)")
+    model_commands = models.add_subparsers(title="models commands")
+    listing = model_commands.add_parser("list", help="models found and whether they are usable")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=_list)
+    add = model_commands.add_parser("add", help="validate a model folder and install a copy")
+    add.add_argument("folder", type=Path)
+    add.add_argument("--replace", action="store_true", help="replace an installed namesake")
+    add.set_defaults(run=_add)
+
+    infer = commands.add_parser("infer", help="run a model on a scan")
+    infer.add_argument("input", type=Path, help="DICOM folder/file, NIfTI, MHA or NRRD")
+    infer.add_argument("--model", required=True, help="model name or model folder")
+    infer.add_argument("--out", type=Path, required=True, help="output folder")
+    infer.add_argument("--series", help="series key or UID when the folder holds several")
+    infer.add_argument(
+        "--provider",
+        choices=["auto", *SHORT_NAMES],
+        default="auto",
+        help="execution provider to prefer (falls back to the CPU)",
+    )
+    infer.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="also write probabilities.nii.gz (lesion probability, float32)",
+    )
+    infer.add_argument("--overlap", type=float, help="sliding-window overlap (card default)")
+    infer.add_argument("--batch-size", type=int, help="windows per model call (card default)")
+    infer.add_argument(
+        "--force-modality",
+        action="store_true",
+        help="run even when the scan's modality differs from the model's",
+    )
+    infer.set_defaults(run=_infer)
+
+
+def card_summary(card: ModelCard) -> dict:
+    return {
+        "name": card.name,
+        "version": card.version,
+        "modality": card.modality,
+        "task": card.task,
+        "intended_use": card.intended_use,
+        "licence": card.licence,
+        "not_for_clinical_use": card.not_for_clinical_use,
+        "folder": str(card.folder),
+        "sha256": card.sha256,
+        "labels": [asdict(label) for label in card.output.labels],
+        "validation": card.validation,
+    }
+
+
+def _list(args: argparse.Namespace) -> int:
+    entries = ModelRegistry().entries()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "origin": e.origin,
+                        "folder": str(e.folder),
+                        "valid": e.card is not None,
+                        "error": e.error,
+                        **(card_summary(e.card) if e.card else {}),
+                    }
+                    for e in entries
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    if not entries:
+        print("No models found.")
+    for entry in entries:
+        if entry.card is None:
+            print(f"[{entry.origin}] {entry.folder.name}: INVALID: {entry.error}")
+            continue
+        card = entry.card
+        print(f"[{entry.origin}] {card.name} {card.version} ({card.modality}, {card.task})")
+        print(f"    {card.intended_use}")
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    card = ModelRegistry().add(args.folder, replace=args.replace)
+    print(f"installed {card.name} {card.version} in {card.folder}")
+    return 0
+
+
+def _infer(args: argparse.Namespace) -> int:
+    card = ModelRegistry().find(args.model)
+    if args.input.is_file() and is_volume_file(args.input):
+        volume = load(args.input)
+    else:
+        volume = load(choose_series(discover(args.input), args.series, args.input))
+    options = InferenceOptions(
+        provider=None if args.provider == "auto" else args.provider,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        allow_modality_mismatch=args.force_modality,
+    )
+    bar = ProgressBar()
+    try:
+        result = run_to_end(run_inference(volume, card, options), bar)
+    finally:
+        bar.close()
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_label_map(volume, result.segmentation.labels_zyx, args.out / "mask.nii.gz")
+    if args.probabilities and result.segmentation.probability_zyx is not None:
+        write_volume(
+            volume.with_array(result.segmentation.probability_zyx),
+            args.out / "probabilities.nii.gz",
+        )
+    report = findings_report(result, str(args.input), list(volume.warnings))
+    (args.out / "findings.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    for warning in (*volume.warnings, *result.warnings):
+        print(f"warning: {warning}", file=sys.stderr)
+    print(
+        f"{len(result.findings)} finding(s); {result.provider.describe()}; "
+        f"{result.timings_s['total']:.1f} s. Wrote {args.out}/mask.nii.gz and findings.json"
+    )
+    for finding in result.findings:
+        print(
+            f"  #{finding.finding_id} {finding.label_name}: {finding.volume_ml:.2f} mL, "
+            f"{finding.long_axis_mm:.1f} x {finding.short_axis_mm:.1f} mm, "
+            f"p={finding.max_probability:.2f}"
+        )
+    return 0
+
+
+def finding_dict(finding: Finding) -> dict:
+    data = asdict(finding)
+    data["source"] = finding.source.value
+    return data
+
+
+def findings_report(result: InferenceResult, source: str, scan_warnings: list[str]) -> dict:
+    """The content of ``findings.json``: enough to know what ran, where, and how long."""
+    card = result.card
+    return {
+        "disclaimer": "Not for clinical use. MedDiag Desktop is not a medical device.",
+        "input": source,
+        "model": {
+            "name": card.name,
+            "version": card.version,
+            "sha256": card.sha256,
+            "modality": card.modality,
+        },
+        "provider": result.provider.short_name,
+        "provider_fallbacks": [
+            {"provider": p, "reason": why} for p, why in result.provider.attempts
+        ],
+        "timings_s": {k: round(v, 4) for k, v in result.timings_s.items()},
+        "labels": {str(k): v for k, v in card.label_names.items()},
+        "findings": [finding_dict(f) for f in result.findings],
+        "warnings": [*scan_warnings, *result.warnings],
+    }
