@@ -1,0 +1,59 @@
+"""Model cards: every field validated, all problems reported at once, sha256 enforced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tiny_models import make_model_folder
+
+from meddiag_desktop.inference.card import CardError, read_card, verify_onnx
+
+
+def test_valid_card_reads(tmp_path: Path) -> None:
+    card = read_card(make_model_folder(tmp_path / "m"))
+    assert card.name == "threshold-test"
+    assert card.input.shape_zyx == (16, 16, 16)
+    assert card.label_names == {1: "lesion"}
+    verify_onnx(card)
+
+
+def test_all_problems_reported_together(tmp_path: Path) -> None:
+    folder = make_model_folder(tmp_path / "m")
+    text = (folder / "card.toml").read_text()
+    text = text.replace('task = "segmentation"', 'task = "classification"')
+    text = text.replace('colour = "#ff5050"', 'colour = "red"')
+    text = text.replace('method = "ct_window"', 'method = "magic"')
+    text = text.replace('threshold = 0.5', 'threshold = 1.5')
+    (folder / "card.toml").write_text(text)
+    with pytest.raises(CardError) as raised:
+        read_card(folder)
+    message = str(raised.value)
+    for expected in ("'task'", "colour", "ct_window, zscore", "threshold"):
+        assert expected in message
+    assert len(raised.value.problems) >= 4
+
+
+def test_missing_fields_and_missing_onnx(tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "card.toml").write_text('schema = 1\n[file]\nonnx = "nope.onnx"\n')
+    with pytest.raises(CardError) as raised:
+        read_card(folder)
+    message = str(raised.value)
+    assert "'name' is missing" in message and "nope.onnx" in message
+
+
+def test_not_toml(tmp_path: Path) -> None:
+    (tmp_path / "card.toml").write_text("this is = = not toml")
+    with pytest.raises(CardError, match="not valid TOML"):
+        read_card(tmp_path)
+
+
+def test_sha256_mismatch_is_refused(tmp_path: Path) -> None:
+    folder = make_model_folder(tmp_path / "m")
+    with open(folder / "model.onnx", "ab") as handle:
+        handle.write(b"tampered")
+    card = read_card(folder)
+    with pytest.raises(CardError, match="damaged or is not the model"):
+        verify_onnx(card)
