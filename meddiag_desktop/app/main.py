@@ -1,15 +1,72 @@
-"""Start the workstation (placeholder window until the GUI issue lands)."""
+"""Start the workstation: parse the command line, build the application and its window.
+
+Everything the window needs (settings, controller) is built here and passed in: no singletons,
+so tests can build the same window with their own settings file.
+"""
 
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
+import pyqtgraph as pg
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+from meddiag_desktop import __version__
+from meddiag_desktop.app.main_window import APP_NAME, MainWindow
+from meddiag_desktop.app.message_bar import MessageLevel
+from meddiag_desktop.app.scan_controller import ScanController
+from meddiag_desktop.app.theme import apply_dark_theme
+
+ORGANIZATION = "MedDiag"
+DEMO_UNAVAILABLE = (
+    "The bundled demo case is not available yet in this version. "
+    "Open your own folder or file with File → Open (Ctrl+O)."
+)
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Our options, and whatever is left for Qt (such as ``-platform offscreen``)."""
+    parser = argparse.ArgumentParser(
+        prog="meddiag-desktop",
+        description=f"{APP_NAME}: offline radiology review workstation (not a medical device).",
+    )
+    parser.add_argument("path", nargs="?", help="DICOM folder or image file to open")
+    parser.add_argument("--demo", action="store_true", help="open the bundled demo case")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_known_args(list(argv))
+
+
+def configure_pyqtgraph() -> None:
+    """Row-major images match numpy's ``[y, x]`` slices (pyqtgraph defaults to column-major)."""
+    pg.setConfigOptions(imageAxisOrder="row-major")
+
+
+def build_window(settings: QSettings) -> MainWindow:
+    """The main window with its controller; used by :func:`main` and the GUI tests."""
+    return MainWindow(ScanController(), settings)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from PySide6.QtWidgets import QApplication, QLabel
-
-    app = QApplication.instance() or QApplication(list(argv or sys.argv))
-    label = QLabel("MedDiag Desktop — not for clinical use")
-    label.show()
+    args, qt_args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    configure_pyqtgraph()
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0], *qt_args])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    apply_dark_theme(app)
+    window = build_window(QSettings(ORGANIZATION, APP_NAME))
+    window.show()
+    if args.demo:
+        window.show_notice(DEMO_UNAVAILABLE, MessageLevel.INFO)
+        window.statusBar().showMessage("Demo case not available yet.")
+    if args.path:
+        window.open_path(args.path)
     return app.exec()

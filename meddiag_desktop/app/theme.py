@@ -1,0 +1,64 @@
+"""Dark theme for dim reading rooms: Fusion (looks the same on every OS) and a muted palette.
+
+Bright chrome next to a greyscale image changes how the image is perceived, so the interface
+stays dark grey and the image area black; amber is kept for warnings and the clinical notice.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtWidgets import QApplication
+
+_ACTIVE = {
+    QPalette.ColorRole.Window: "#1e1f22",
+    QPalette.ColorRole.WindowText: "#d8dadf",
+    QPalette.ColorRole.Base: "#16171a",
+    QPalette.ColorRole.AlternateBase: "#1c1e21",
+    QPalette.ColorRole.ToolTipBase: "#2b2d31",
+    QPalette.ColorRole.ToolTipText: "#e6e8eb",
+    QPalette.ColorRole.PlaceholderText: "#7d8590",
+    QPalette.ColorRole.Text: "#d8dadf",
+    QPalette.ColorRole.Button: "#2b2d31",
+    QPalette.ColorRole.ButtonText: "#d8dadf",
+    QPalette.ColorRole.BrightText: "#ff6b6b",
+    QPalette.ColorRole.Highlight: "#2f5d8a",
+    QPalette.ColorRole.HighlightedText: "#ffffff",
+    QPalette.ColorRole.Link: "#6aa6e0",
+    QPalette.ColorRole.Light: "#3a3d43",
+    QPalette.ColorRole.Midlight: "#303338",
+    QPalette.ColorRole.Mid: "#26282c",
+    QPalette.ColorRole.Dark: "#141518",
+    QPalette.ColorRole.Shadow: "#000000",
+}
+_DISABLED = {
+    QPalette.ColorRole.WindowText: "#6b7078",
+    QPalette.ColorRole.Text: "#6b7078",
+    QPalette.ColorRole.ButtonText: "#6b7078",
+    QPalette.ColorRole.Highlight: "#3a3d43",
+}
+_FONT_POINTS = 10
+
+
+def dark_palette() -> QPalette:
+    palette = QPalette()
+    for role, colour in _ACTIVE.items():
+        palette.setColor(role, QColor(colour))
+    for role, colour in _DISABLED.items():
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor(colour))
+    return palette
+
+
+def style_sheet() -> str:
+    """The widget styles shipped in ``meddiag_desktop/resources/dark.qss``."""
+    return files("meddiag_desktop").joinpath("resources/dark.qss").read_text(encoding="utf-8")
+
+
+def apply_dark_theme(app: QApplication) -> None:
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+    font = QFont(app.font())
+    font.setPointSize(max(font.pointSize(), _FONT_POINTS))
+    app.setFont(font)
+    app.setStyleSheet(style_sheet())

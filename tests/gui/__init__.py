@@ -1,0 +1,1 @@
+"""GUI tests (a package, so this folder's conftest does not shadow tests/conftest.py)."""
