@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from meddiag_desktop import __version__
 from meddiag_desktop.cli import model_commands, scan_commands
+from meddiag_desktop.evaluation import command as evaluate_command
 from meddiag_desktop.cli.output import NOT_A_DEVICE, USER_ERRORS
 
 EXIT_USER_ERROR = 2
@@ -40,4 +41,5 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands")
     scan_commands.add_parsers(commands)
     model_commands.add_parsers(commands)
+    evaluate_command.add_parser(commands)
     return parser

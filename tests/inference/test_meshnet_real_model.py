@@ -7,6 +7,7 @@ data nobody here made. Plain onnxruntime gives Dice 0.881 (white) / 0.709 (grey)
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -75,7 +76,8 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.slow
-def test_meshnet_dice_through_the_cli(sample_data: Path, tmp_path: Path) -> None:
+def test_meshnet_dice_through_the_cli(sample_data: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     model = meshnet_folder(sample_data, tmp_path / "meshnet")
     reference = sample_data / "models" / "meshnet_gwm" / "reference"
     out = tmp_path / "out"
@@ -88,3 +90,8 @@ def test_meshnet_dice_through_the_cli(sample_data: Path, tmp_path: Path) -> None
     p, t = sitk.GetArrayFromImage(predicted), sitk.GetArrayFromImage(truth)
     assert dice(p == 1, t == 1) >= 0.85
     assert dice(p == 2, t == 2) >= 0.68
+    capsys.readouterr()
+    assert main(["evaluate", "--pred", str(out), "--ref", str(reference / "gwm3_labels.nii.gz"),
+                 "--json"]) == 0
+    labels = json.loads(capsys.readouterr().out)["overall"]["labels"]
+    assert labels["1"]["dice"] >= 0.85 and labels["2"]["dice"] >= 0.68
