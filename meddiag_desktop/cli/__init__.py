@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from meddiag_desktop import __version__
 from meddiag_desktop.cli import model_commands, scan_commands
-from meddiag_desktop.evaluation import command as evaluate_command
 from meddiag_desktop.cli.output import NOT_A_DEVICE, USER_ERRORS
+from meddiag_desktop.evaluation import command as evaluate_command
 
 EXIT_USER_ERROR = 2
 
