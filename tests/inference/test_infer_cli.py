@@ -28,7 +28,8 @@ def test_infer_writes_mask_findings_and_probabilities(tmp_path: Path) -> None:
     assert np.allclose(mask.GetSpacing(), source.GetSpacing())
     assert sitk.GetArrayFromImage(mask).max() == 1
     probabilities = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "probabilities.nii.gz")))
-    assert probabilities.dtype == np.float32 and 0.0 <= probabilities.min() <= probabilities.max() <= 1
+    assert probabilities.dtype == np.float32
+    assert 0.0 <= probabilities.min() <= probabilities.max() <= 1.0
     report = json.loads((out / "findings.json").read_text())
     assert report["model"]["name"] == "threshold-test" and len(report["model"]["sha256"]) == 64
     assert report["provider"] in ("cpu", "cuda")
