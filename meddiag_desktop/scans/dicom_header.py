@@ -9,12 +9,12 @@ It also notes where the pixel bytes start, so loading can read them straight int
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
-from pydicom.errors import InvalidDicomError
 
 from meddiag_desktop.scans.errors import NotDicomError, ScanError
 
@@ -141,6 +141,7 @@ class DicomHeader:
     pixel_offset: int = -1
     pixel_length: int = -1
     has_pixels: bool = False
+    damage: str = ""  # why the file is unusable although its header was read ("is truncated...")
 
     @property
     def frames(self) -> int:
@@ -173,30 +174,46 @@ class DicomHeader:
 class _NeedsPydicom(Exception):
     """The fast reader met something it does not handle; pydicom will."""
 
+    def __init__(self, truncated: bool = False) -> None:
+        super().__init__()
+        self.truncated = truncated  # the file ended inside an element
+
+
+_TRUNCATED_HEADER = "is truncated: the file ends before its pixel data"
+
 
 def read_header(path: Path) -> DicomHeader:
     """Header of one file; raises :class:`ScanError` when it is not readable DICOM."""
     try:
         return _fast_header(path)
-    except _NeedsPydicom:
-        return _pydicom_header(path)
+    except _NeedsPydicom as exc:
+        truncated = exc.truncated
     except OSError as exc:
         raise ScanError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    # pydicom reads a truncated file leniently, as if it had no pixels: a damaged slice would
+    # then drop out of its series unnoticed, so say it is truncated.
+    try:
+        header = _pydicom_header(path)
+    except NotDicomError:
+        if truncated:
+            raise ScanError(path, _TRUNCATED_HEADER) from None
+        raise
+    if truncated and not header.has_pixels:
+        header.damage = _TRUNCATED_HEADER
+    return header
+
+
+_RAW_FIRST_ELEMENTS = (0x0000, 0x0005, 0x0008, 0x0016)
 
 
 def _looks_like_raw_dicom(head: bytes) -> bool:
-    """Old files without the 128-byte preamble start with a group 0008 element."""
-    return (
-        len(head) >= 8
-        and head[0:2] == b"\x08\x00"
-        and head[2:4]
-        in (
-            b"\x00\x00",
-            b"\x05\x00",
-            b"\x08\x00",
-            b"\x16\x00",
-        )
-    )
+    """Old files without the 128-byte preamble start with a group 0008 element, in either
+    byte order."""
+    if len(head) < 8:
+        return False
+    little = struct.unpack_from("<HH", head)
+    big = struct.unpack_from(">HH", head)
+    return any(g == 0x0008 and e in _RAW_FIRST_ELEMENTS for g, e in (little, big))
 
 
 def _fast_header(path: Path) -> DicomHeader:
@@ -239,7 +256,7 @@ class _Walker:
         more = self.handle.read(max(end - len(self.data), _FIRST_READ * 4))
         self.data += more
         if end > len(self.data):
-            raise _NeedsPydicom  # truncated or odd: let pydicom name the problem
+            raise _NeedsPydicom(truncated=True)  # let pydicom read what is there
 
     def _element(self, pos: int, explicit: bool) -> tuple[int, bytes, int, int]:
         """(tag, VR, value length, value start) of the element at ``pos``."""
@@ -286,12 +303,14 @@ class _Walker:
         while True:
             if pos + 12 > len(data):
                 chunk = self.handle.read(_FIRST_READ)
-                if not chunk:
-                    if pos == len(data):
-                        return  # clean end of file without pixel data
-                    raise _NeedsPydicom
-                self.data = data = data + chunk
-                continue
+                if chunk:
+                    self.data = data = data + chunk
+                    continue
+                if pos == len(data):
+                    return  # clean end of file without pixel data
+                if pos + 8 > len(data) or (explicit and data[pos + 4 : pos + 6] in long_vrs):
+                    raise _NeedsPydicom(truncated=True)
+                # fewer than 12 bytes left: a short last element may still be complete
             group, elem = unpack("<HH", data, pos)
             tag = (group << 16) | elem
             if group == 0xFFFE:
@@ -314,6 +333,7 @@ class _Walker:
                 header.has_pixels = True
                 header.pixel_offset = start
                 header.pixel_length = length
+                header.damage = self._pixel_data_problem(start, length)
                 return
             name = wanted.get(tag)
             if length == _UNDEFINED:
@@ -339,6 +359,31 @@ class _Walker:
                         setattr(header, name, raw.decode("latin-1").strip("\x00 "))
             pos = start + length
 
+    def _pixel_data_problem(self, start: int, length: int) -> str:
+        """Why the pixel data cannot be complete, from sizes alone; empty when it may be.
+
+        Decoders fail slowly on truncated data (SimpleITK took 2-10 s for one small slice) and
+        only say that decoding failed; the file size tells the real reason at once.
+        """
+        size = os.fstat(self.handle.fileno()).st_size
+        if length != _UNDEFINED:
+            if start + length > size:
+                return f"is truncated: pixel data ends after {size - start} of {length} bytes"
+            return ""
+        pos = start  # encapsulated: items (offset table, fragments) up to a delimiter
+        while pos + 8 <= size:
+            self.handle.seek(pos)
+            group, elem, item_length = struct.unpack("<HHI", self.handle.read(8))
+            tag = (group << 16) | elem
+            if tag == _SEQ_END:
+                return ""
+            if tag != _ITEM:
+                return "has damaged compressed pixel data (a fragment is malformed)"
+            pos += 8 + item_length
+        if pos == size:
+            return ""  # complete fragments, only the closing delimiter is missing
+        return "is truncated: the compressed pixel data ends early"
+
     def _skip_undefined(self, pos: int) -> int:
         """Skip a sequence or item of undefined length; returns the position after it."""
         while True:
@@ -356,10 +401,11 @@ class _Walker:
 def _pydicom_header(path: Path) -> DicomHeader:
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=False, defer_size=256, force=True)
-    except (InvalidDicomError, EOFError, ValueError, TypeError, struct.error, KeyError) as exc:
-        raise ScanError(path, f"is not a readable DICOM file ({exc})") from exc
     except OSError as exc:
         raise ScanError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    except Exception as exc:  # pydicom raises many kinds (zlib.error on truncated deflate...)
+        reason = f"is not a readable DICOM file ({type(exc).__name__}: {exc})"
+        raise ScanError(path, reason) from exc
     if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
         raise NotDicomError(path, "is not a DICOM file (no SOP class or series UID)")
     header = DicomHeader(path=path)

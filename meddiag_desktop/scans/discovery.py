@@ -68,12 +68,33 @@ def discover(path: Path | str, progress: ProgressCallback | None = None) -> list
             unreadable.append(exc)
     if progress is not None:
         progress(Progress(1.0, "grouping series", f"{len(files)} files read"))
-    series = group_headers(headers) + others
+    series = group_headers(headers)
+    # Files whose series is unknown (unreadable, or cut before their UIDs) may be its slices.
+    lost = [(e.path, e.reason) for e in unreadable]
+    lost += [(h.path, h.damage) for h in headers if h.damage and not h.series_uid]
+    if lost:
+        series = [_warn_of_lost_files(s, lost) for s in series]
+    series += others
     if unreadable:
         series.append(_unreadable_series(unreadable))
     if not series:
         raise ScanError(root, "holds no DICOM series or image files")
     return series
+
+
+def _warn_of_lost_files(series: SeriesInfo, lost: list[tuple[Path, str]]) -> SeriesInfo:
+    """A loadable series beside files nobody can place may lack slices without a visible gap."""
+    folders = {f.parent for f in series.files}
+    near = [(path, reason) for path, reason in lost if path.parent in folders]
+    if not series.loadable or not near:
+        return series
+    shown = "; ".join(f"{path.name} {reason}" for path, reason in near[:3])
+    more = f" (and {len(near) - 3} more)" if len(near) > 3 else ""
+    note = (
+        f"{len(near)} damaged or unreadable file(s) beside this series ({shown}{more}): "
+        "it may be missing slices."
+    )
+    return replace(series, warnings=(*series.warnings, note))
 
 
 def _walk(root: Path) -> Iterable[Path]:
@@ -163,11 +184,31 @@ def _split_series(members: list[DicomHeader]) -> list[SeriesInfo]:
     multi_plane = len({key[0] for key in stackable}) > 1
     for group in stackable.values():
         parts.append(_stack_part(group, multi_plane))
+    damaged = [h for h in members if h.damage]
+    if damaged:
+        # Loading around a damaged slice would silently interpolate over it: refuse instead.
+        reason = f"{_damage_text(damaged)}; copy the series again from its source"
+        parts = [
+            replace(p, loadable=False, reason=reason, warnings=())
+            if p.loadable or p.kind is SeriesKind.UNREADABLE
+            else p
+            for p in parts
+        ]
     return parts
+
+
+def _damage_text(damaged: list[DicomHeader]) -> str:
+    """Which files are damaged and how, for a reason shown to the user."""
+    shown = "; ".join(f"{h.path.name} {h.damage}" for h in damaged[:3])
+    more = f" (and {len(damaged) - 3} more)" if len(damaged) > 3 else ""
+    noun = "file is" if len(damaged) == 1 else "files are"
+    return f"{len(damaged)} {noun} damaged: {shown}{more}"
 
 
 def classify(header: DicomHeader) -> tuple[SeriesKind, str]:
     """What one file is; VOLUME means 'a slice that may be stacked'."""
+    if header.damage:
+        return SeriesKind.UNREADABLE, "damaged (truncated or corrupt): cannot be read"
     non_image = sop_classes.non_image_reason(header.sop_class_uid)
     if non_image:
         return SeriesKind.NON_IMAGE, non_image
@@ -265,6 +306,19 @@ def _stack_part(group: list[DicomHeader], multi_plane: bool) -> SeriesInfo:
         )
     chosen = first_time_point
     geometry = analyse_stack([h.floats("image_position") for h in chosen], orientation)
+    if geometry.duplicates:
+        return SeriesInfo(
+            key="",
+            kind=SeriesKind.VOLUME,
+            metadata=metadata,
+            files=tuple(h.path for h in group),
+            size_xyz=(first.columns, first.rows, len(group)),
+            loadable=False,
+            reason=(
+                "two or more slices lie at (almost) the same position: duplicated or "
+                "overlapping slices cannot be stacked into one volume"
+            ),
+        )
     ordered = [chosen[i] for i in geometry.order]
     if time_points > 1:
         warnings.append(

@@ -7,8 +7,13 @@ does not do is explain failures: its messages are generic, so every failure here
 
 from __future__ import annotations
 
+import gzip
+import math
+import os
 import shutil
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +51,8 @@ def describe(path: Path) -> SeriesInfo:
     suffix = _suffix(path)
     if suffix in _KNOWN_UNSUPPORTED:
         return _replace_reason(base, _KNOWN_UNSUPPORTED[suffix])
+    if not os.access(path, os.R_OK):  # SimpleITK would call it damaged
+        return _replace_reason(base, "cannot be read (permission denied)")
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -121,6 +128,12 @@ def load_file(path: Path) -> Volume:
 
 
 def _read_image(path: Path) -> sitk.Image:
+    if not os.access(path, os.R_OK):
+        raise ScanError(path, "cannot be read (permission denied)")
+    if _suffix(path) in (".nii", ".nii.gz"):
+        problem = _nifti_data_problem(path)
+        if problem:
+            raise ScanError(path, problem)
     # SimpleITK silently reads X.nii when asked for X.nii.gz and both exist (PITFALLS.md):
     # read such a file from a folder of its own.
     twin = path.with_name(path.name[:-3]) if path.name.lower().endswith(".nii.gz") else None
@@ -135,14 +148,85 @@ def _read_image(path: Path) -> sitk.Image:
         raise ScanError(path, _explain_itk_error(path, exc)) from exc
 
 
+_INCOMPLETE_DATA_MARKERS = ("fread got only", "but received", "File cannot be read")
+
+
 def _explain_itk_error(path: Path, exc: RuntimeError) -> str:
     text = str(exc)
     if "Unable to determine ImageIO reader" in text:
         return f"is not in a supported format ({SUPPORTED_TEXT})"
     if path.name.lower().endswith(".gz") or "gz" in text.lower():
         return "is damaged or truncated (the compressed data ends early or is corrupt)"
+    if any(marker in text for marker in _INCOMPLETE_DATA_MARKERS):
+        # MetaImage says "No such file or directory" for a file that is there but too short.
+        return "is damaged or truncated (its image data is incomplete)"
     last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
     return f"is damaged or not a valid image ({last[:160]})"
+
+
+def _nifti_data_problem(path: Path) -> str:
+    """Why a NIfTI file cannot hold all its voxels; empty when it may.
+
+    SimpleITK 2.5 reads a truncated .nii or .nii.gz without complaint and fills the missing
+    voxels with zeros, so a half-copied scan would look like a scan with a blank half.
+    """
+    compressed = path.name.lower().endswith(".gz")
+    try:
+        with gzip.open(path, "rb") if compressed else open(path, "rb") as handle:
+            needed = _nifti_data_end(handle.read(540))
+        if needed is None:
+            return ""  # not a NIfTI header we know: the reader will say what is wrong
+        if not compressed:
+            size = path.stat().st_size
+            return "" if size >= needed else f"is truncated: {size} of {needed} bytes"
+        if _gzip_trailer_size(path) == needed % 2**32:
+            return ""  # the usual single-member file, complete
+        inflated = _inflated_size(path)
+    except (OSError, EOFError, zlib.error, struct.error):
+        return ""
+    if inflated is None:
+        return "is damaged or truncated (the compressed data ends early or is corrupt)"
+    return "" if inflated >= needed else f"is truncated: {inflated} of {needed} bytes"
+
+
+def _nifti_data_end(header: bytes) -> int | None:
+    """Byte offset where a NIfTI-1/2 file's voxel data ends, from its header."""
+    for order in "<>":
+        if len(header) >= 348 and struct.unpack_from(order + "i", header)[0] == 348:
+            dims = struct.unpack_from(order + "8h", header, 40)
+            bitpix = struct.unpack_from(order + "h", header, 72)[0]
+            offset = int(struct.unpack_from(order + "f", header, 108)[0])
+            break
+        if len(header) >= 540 and struct.unpack_from(order + "i", header)[0] == 540:
+            bitpix = struct.unpack_from(order + "h", header, 14)[0]
+            dims = struct.unpack_from(order + "8q", header, 16)
+            offset = struct.unpack_from(order + "q", header, 168)[0]
+            break
+    else:
+        return None
+    used = dims[1 : dims[0] + 1] if 1 <= dims[0] <= 7 else ()
+    if not used or any(d <= 0 for d in used) or bitpix <= 0 or bitpix % 8:
+        return None
+    return offset + math.prod(used) * (bitpix // 8)
+
+
+def _gzip_trailer_size(path: Path) -> int:
+    """The uncompressed size (mod 2**32) a gzip file's last member declares."""
+    with open(path, "rb") as handle:
+        handle.seek(-4, os.SEEK_END)
+        return struct.unpack("<I", handle.read(4))[0]
+
+
+def _inflated_size(path: Path) -> int | None:
+    """Full uncompressed size (all gzip members), or None when the stream ends early."""
+    total = 0
+    try:
+        with gzip.open(path, "rb") as handle:
+            while block := handle.read(1 << 22):
+                total += len(block)
+    except (OSError, EOFError, zlib.error):
+        return None
+    return total
 
 
 def _modality_hint(image: sitk.Image) -> str:

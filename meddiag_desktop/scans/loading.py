@@ -179,8 +179,18 @@ def _decode(
         planes.append(plane[0])
         if progress is not None and index % 8 == 0:
             progress(Progress(index / len(slices), "decoding slices", f"{index} of {len(slices)}"))
-    dtype = np.result_type(*[p.dtype for p in planes])
-    return np.stack(planes).astype(dtype, copy=False)
+    return _compact(np.stack(planes))
+
+
+def _compact(stack: np.ndarray) -> np.ndarray:
+    """SimpleITK decodes to int32 or float64 where int16 or float32 hold the values: use those,
+    so a compressed series takes the memory (and type) of the same series uncompressed."""
+    if stack.dtype == np.float64:
+        return stack.astype(np.float32)
+    wide_int = stack.dtype.itemsize > 2 and stack.dtype.kind in "iu" and stack.size > 0
+    if wide_int and int(stack.min()) >= -32768 and int(stack.max()) <= 32767:
+        return stack.astype(np.int16)
+    return stack
 
 
 def _load_multiframe(series: SeriesInfo) -> Volume:

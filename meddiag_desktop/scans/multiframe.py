@@ -116,6 +116,12 @@ def plan_frames(ds: pydicom.Dataset, path: Path) -> FramePlan:
         )
     frames = [min(group, key=lambda i: order_keys[i]) for group in by_position.values()]
     geometry = analyse_stack([positions[i] for i in frames], orientations[frames[0]])
+    if geometry.duplicates:
+        raise ScanError(
+            path,
+            "frames lie at almost (not exactly) the same positions: "
+            "they cannot be stacked into one volume",
+        )
     frames = [frames[i] for i in geometry.order]
     warnings.extend(geometry.describe_problems())
     row_spacing, col_spacing = spacing  # type: ignore[misc]

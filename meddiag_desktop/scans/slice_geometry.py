@@ -105,11 +105,19 @@ def analyse_stack(
         np.max(np.abs(gaps - spacing))
         > max(POSITION_TOLERANCE_MM, GAP_RELATIVE_TOLERANCE * spacing)
     )
+    if not uneven:
+        # The mean gap puts the last slice where it is; the median, off by rounding noise,
+        # would misplace it by that noise times the slice count.
+        spacing = float((sorted_d[-1] - sorted_d[0]) / gaps.size)
     steps = np.diff(points[order], axis=0)
     along = steps @ normal
     sideways = np.linalg.norm(steps - np.outer(along, normal), axis=1)
     tilt = float(np.degrees(np.arctan2(np.median(sideways), spacing)))
-    tilted = float(np.sum(sideways)) > TILT_DRIFT_TOLERANCE_MM
+    # Each slice's sideways offset from the first, not the sum of step sizes: rounding noise in
+    # stored positions (0.01 mm) would add up over hundreds of slices to a false "tilt".
+    offsets = points[order] - points[order[0]]
+    drift = np.linalg.norm(offsets - np.outer(offsets @ normal, normal), axis=1)
+    tilted = float(np.max(drift)) > TILT_DRIFT_TOLERANCE_MM
     return StackGeometry(
         tuple(int(i) for i in order), tuple(sorted_d.tolist()), spacing, tilt, uneven, False, tilted
     )
