@@ -220,9 +220,6 @@ def test_text_outside_latin1_is_written_as_utf8(tmp_path: Path) -> None:
     assert discover(tmp_path / "latin")[0].metadata.patient_name == "Müller Jürgen"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="dicom_header.read_header decodes text as Latin-1 whatever the charset"
-)
 def test_utf8_names_survive_discovery(tmp_path: Path) -> None:
     write_dicom_series(_named_volume("Yamada^Tarō 山田"), tmp_path)
     assert discover(tmp_path)[0].metadata.patient_name == "Yamada Tarō 山田"

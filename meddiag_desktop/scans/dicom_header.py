@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
+import pydicom.charset
 
 from meddiag_desktop.scans.errors import NotDicomError, ScanError
 
@@ -42,11 +43,19 @@ _LONG_VRS = {
     b"UT",
     b"UV",
 }
+_SHORT_VRS = {
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN",
+    b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
+}
+_EXPLICIT_HEAD = struct.Struct("<HH2sH")  # group, element, VR, 16-bit length
+_IMPLICIT_HEAD = struct.Struct("<HHI")  # group, element, 32-bit length
+_U32 = struct.Struct("<I")
 _FIRST_READ = 4096
 
 # tag -> attribute name of DicomHeader; values are kept as text and converted once.
 _WANTED: dict[int, str] = {
     0x00020010: "transfer_syntax",
+    0x00080005: "character_set",
     0x00080008: "image_type",
     0x00080016: "sop_class_uid",
     0x00080018: "sop_instance_uid",
@@ -98,6 +107,7 @@ class DicomHeader:
 
     path: Path
     transfer_syntax: str = ""
+    character_set: str = ""
     image_type: str = ""
     sop_class_uid: str = ""
     sop_instance_uid: str = ""
@@ -141,6 +151,7 @@ class DicomHeader:
     pixel_offset: int = -1
     pixel_length: int = -1
     has_pixels: bool = False
+    _parsed: dict[str, tuple] = field(default_factory=dict, repr=False, compare=False)
     damage: str = ""  # why the file is unusable although its header was read ("is truncated...")
 
     @property
@@ -152,15 +163,27 @@ class DicomHeader:
 
     @property
     def image_types(self) -> tuple[str, ...]:
-        return tuple(part.strip().upper() for part in self.image_type.split("\\"))
+        cached = self._parsed.get("image_types")
+        if cached is None:
+            cached = tuple(part.strip().upper() for part in self.image_type.split("\\"))
+            self._parsed["image_types"] = cached
+        return cached
 
     def floats(self, name: str) -> tuple[float, ...]:
-        """A backslash-separated decimal string as floats; empty when absent or malformed."""
+        """A backslash-separated decimal string as floats; empty when absent or malformed.
+
+        Grouping asks for the same fields many times per file: parse each once.
+        """
+        cached = self._parsed.get(name)
+        if cached is not None:
+            return cached
         text = getattr(self, name)
         try:
-            return tuple(float(part) for part in text.split("\\")) if text.strip() else ()
+            values = tuple(float(part) for part in text.split("\\")) if text.strip() else ()
         except ValueError:
-            return ()
+            values = ()
+        self._parsed[name] = values
+        return values
 
     def number(self, name: str, default: float) -> float:
         values = self.floats(name)
@@ -237,7 +260,29 @@ def _fast_header(path: Path) -> DicomHeader:
         else:
             raise _NeedsPydicom  # big endian, deflate, private syntaxes
         walker.walk_dataset(meta_end)
+        _apply_character_set(header)
         return header
+
+
+# Free-text fields whose bytes depend on SpecificCharacterSet (UIDs and codes are ASCII).
+_TEXT_FIELDS = ("patient_name", "institution", "study_description", "series_description",
+                "manufacturer", "manufacturer_model")
+
+
+def _apply_character_set(header: DicomHeader) -> None:
+    """The walk decodes text as Latin-1 (byte for byte); re-decode with the declared charset."""
+    declared = [term.strip() for term in header.character_set.split("\\") if term.strip()]
+    if not declared or declared == ["ISO_IR 100"]:
+        return
+    if len(declared) > 1 or "2022" in declared[0]:
+        raise _NeedsPydicom  # code extensions (escape sequences): pydicom handles them
+    codec = pydicom.charset.python_encoding.get(declared[0])
+    if codec is None:
+        return  # unknown term: keep the Latin-1 reading rather than fail the whole file
+    for name in _TEXT_FIELDS:
+        text = getattr(header, name)
+        if text and not text.isascii():
+            setattr(header, name, text.encode("latin-1").decode(codec, "replace"))
 
 
 class _Walker:
@@ -297,6 +342,10 @@ class _Walker:
         header = self.header
         explicit = self.explicit
         unpack = struct.unpack_from
+        head = _EXPLICIT_HEAD.unpack_from
+        implicit_head = _IMPLICIT_HEAD.unpack_from
+        u32 = _U32.unpack_from
+        short_vrs = _SHORT_VRS
         wanted = _WANTED
         long_vrs = _LONG_VRS
         data = self.data
@@ -311,24 +360,22 @@ class _Walker:
                 if pos + 8 > len(data) or (explicit and data[pos + 4 : pos + 6] in long_vrs):
                     raise _NeedsPydicom(truncated=True)
                 # fewer than 12 bytes left: a short last element may still be complete
-            group, elem = unpack("<HH", data, pos)
-            tag = (group << 16) | elem
-            if group == 0xFFFE:
-                raise _NeedsPydicom  # an item outside a sequence: malformed
             if explicit:
-                vr = data[pos + 4 : pos + 6]
+                group, elem, vr, length = head(data, pos)
                 if vr in long_vrs:
-                    length = unpack("<I", data, pos + 8)[0]
+                    length = u32(data, pos + 8)[0]
                     start = pos + 12
-                elif 65 <= vr[0] <= 90 and 65 <= vr[1] <= 90:
-                    length = unpack("<H", data, pos + 6)[0]
+                elif vr in short_vrs:
                     start = pos + 8
                 else:
-                    raise _NeedsPydicom
+                    raise _NeedsPydicom  # not an explicit-VR element: malformed or odd
             else:
+                group, elem, length = implicit_head(data, pos)
                 vr = b""
-                length = unpack("<I", data, pos + 4)[0]
                 start = pos + 8
+            if group == 0xFFFE:
+                raise _NeedsPydicom  # an item outside a sequence: malformed
+            tag = (group << 16) | elem
             if tag == PIXEL_DATA:
                 header.has_pixels = True
                 header.pixel_offset = start
@@ -347,9 +394,10 @@ class _Walker:
                 if tag in _SEQUENCES:
                     setattr(header, name, "present")
                 else:
-                    self.data = data
-                    self._ensure(start + length)
-                    data = self.data
+                    if start + length > len(data):
+                        self.data = data
+                        self._ensure(start + length)
+                        data = self.data
                     raw = data[start : start + length]
                     if tag in _BINARY_US:
                         if length != 2 or vr not in (b"US", b""):

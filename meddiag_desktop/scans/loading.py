@@ -78,8 +78,14 @@ def _load_stack(series: SeriesInfo, progress: ProgressCallback | None) -> Volume
     if fmt is None or not slices:
         raise ScanError(series.files[0], "series has no slice information")
     if all(s.pixel_offset >= 0 for s in slices):
-        stored = _read_raw(slices, fmt, progress)
-        values = _to_scanner_units(_mask_unused_bits(stored, fmt), slices)
+        try:
+            in_place = _int16_in_place(slices, fmt)
+            if in_place is None:
+                raise _DoesNotFitInt16
+            values = _read_raw(slices, fmt, progress, in_place)
+        except _DoesNotFitInt16:
+            stored = _read_raw(slices, fmt, progress)
+            values = _to_scanner_units(_mask_unused_bits(stored, fmt), slices)
     else:
         values = _decode(slices, fmt, progress)
     return _assemble(
@@ -92,26 +98,84 @@ def _load_stack(series: SeriesInfo, progress: ProgressCallback | None) -> Volume
 
 
 def _read_raw(
-    slices: tuple[SliceRef, ...], fmt: PixelFormat, progress: ProgressCallback | None
+    slices: tuple[SliceRef, ...],
+    fmt: PixelFormat,
+    progress: ProgressCallback | None,
+    per_slice: Callable[[np.ndarray, SliceRef], None] | None = None,
 ) -> np.ndarray:
-    dtype = _stored_dtype(fmt)
+    """Read each slice's bytes straight into the volume; ``per_slice`` then converts each block
+    in place while it is still in the CPU cache (one pass over memory instead of three)."""
+    dtype = _stored_dtype(fmt) if per_slice is None else np.dtype("<i2")
     stack = np.empty((len(slices), fmt.rows, fmt.columns), dtype=dtype)
-    expected = fmt.rows * fmt.columns * dtype.itemsize
+    # Converting a block right after reading it finds it in the L2 cache; a whole 512 KB slice
+    # would already have been pushed out to memory.
+    rows_per_block = fmt.rows if per_slice is None else max(1, _BLOCK_BYTES // (
+        fmt.columns * dtype.itemsize))
     for index, ref in enumerate(slices):
-        target = memoryview(stack[index]).cast("B")
         try:
             with open(ref.path, "rb", buffering=0) as handle:
                 handle.seek(ref.pixel_offset)
-                got = handle.readinto(target)
+                for first_row in range(0, fmt.rows, rows_per_block):
+                    block = stack[index, first_row:first_row + rows_per_block]
+                    expected = block.nbytes
+                    got = handle.readinto(memoryview(block).cast("B"))
+                    if got != expected:
+                        done = first_row * fmt.columns * dtype.itemsize + (got or 0)
+                        total = fmt.rows * fmt.columns * dtype.itemsize
+                        raise ScanError(ref.path, f"is truncated: pixel data ends after {done} "
+                                                  f"of {total} bytes")
+                    if per_slice is not None:
+                        per_slice(block, ref)
         except OSError as exc:
             raise ScanError(ref.path, f"cannot be read ({exc.strerror or exc})") from exc
-        if got != expected:
-            raise ScanError(
-                ref.path, f"is truncated: pixel data ends after {got} of {expected} bytes"
-            )
         if progress is not None and index % 32 == 0:
             progress(Progress(index / len(slices), "reading slices", f"{index} of {len(slices)}"))
     return stack
+
+
+_BLOCK_BYTES = 128 * 1024
+
+
+class _DoesNotFitInt16(Exception):
+    """A slice's values plus intercept leave the int16 range: use the general path."""
+
+
+def _int16_in_place(
+    slices: tuple[SliceRef, ...], fmt: PixelFormat
+) -> Callable[[np.ndarray, SliceRef], None] | None:
+    """A per-slice converter to int16 scanner units (the usual CT: slope 1, intercept -1024),
+    or None when the series needs another type.
+
+    When BitsStored guarantees the range no pass over the data is needed; otherwise each slice
+    is checked while in cache and :class:`_DoesNotFitInt16` sends the load to the general path.
+    """
+    if fmt.bits_allocated != 16 or not 0 < fmt.bits_stored <= 16:
+        return None
+    intercepts = {s.rescale_intercept for s in slices}
+    if {s.rescale_slope for s in slices} != {1.0} or any(i != round(i) for i in intercepts):
+        return None
+    low = -(1 << (fmt.bits_stored - 1)) if fmt.signed else 0
+    high = (1 << (fmt.bits_stored - 1)) - 1 if fmt.signed else (1 << fmt.bits_stored) - 1
+    check = low + min(intercepts) < -32768 or high + max(intercepts) > 32767
+    shift = 16 - fmt.bits_stored
+    mask = np.int16((1 << fmt.bits_stored) - 1) if fmt.bits_stored < 16 else None
+
+    def convert(plane: np.ndarray, ref: SliceRef) -> None:
+        if shift and fmt.signed:
+            np.left_shift(plane, shift, out=plane)
+            np.right_shift(plane, shift, out=plane)  # arithmetic shift restores the sign
+        elif mask is not None:
+            np.bitwise_and(plane, mask, out=plane)  # drop overlay/garbage bits above BitsStored
+        intercept = int(ref.rescale_intercept)
+        if check:
+            stored = plane if fmt.signed else plane.view(np.uint16)
+            if (int(stored.min()) + intercept < -32768
+                    or int(stored.max()) + intercept > 32767):
+                raise _DoesNotFitInt16
+        if intercept:
+            plane += np.int16(intercept)
+
+    return convert
 
 
 def _mask_unused_bits(stack: np.ndarray, fmt: PixelFormat) -> np.ndarray:
