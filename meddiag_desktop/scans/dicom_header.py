@@ -44,8 +44,27 @@ _LONG_VRS = {
     b"UV",
 }
 _SHORT_VRS = {
-    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN",
-    b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
+    b"AE",
+    b"AS",
+    b"AT",
+    b"CS",
+    b"DA",
+    b"DS",
+    b"DT",
+    b"FD",
+    b"FL",
+    b"IS",
+    b"LO",
+    b"LT",
+    b"PN",
+    b"SH",
+    b"SL",
+    b"SS",
+    b"ST",
+    b"TM",
+    b"UI",
+    b"UL",
+    b"US",
 }
 _EXPLICIT_HEAD = struct.Struct("<HH2sH")  # group, element, VR, 16-bit length
 _IMPLICIT_HEAD = struct.Struct("<HHI")  # group, element, 32-bit length
@@ -265,8 +284,14 @@ def _fast_header(path: Path) -> DicomHeader:
 
 
 # Free-text fields whose bytes depend on SpecificCharacterSet (UIDs and codes are ASCII).
-_TEXT_FIELDS = ("patient_name", "institution", "study_description", "series_description",
-                "manufacturer", "manufacturer_model")
+_TEXT_FIELDS = (
+    "patient_name",
+    "institution",
+    "study_description",
+    "series_description",
+    "manufacturer",
+    "manufacturer_model",
+)
 
 
 def _apply_character_set(header: DicomHeader) -> None:

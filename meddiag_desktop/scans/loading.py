@@ -109,21 +109,23 @@ def _read_raw(
     stack = np.empty((len(slices), fmt.rows, fmt.columns), dtype=dtype)
     # Converting a block right after reading it finds it in the L2 cache; a whole 512 KB slice
     # would already have been pushed out to memory.
-    rows_per_block = fmt.rows if per_slice is None else max(1, _BLOCK_BYTES // (
-        fmt.columns * dtype.itemsize))
+    rows_per_block = (
+        fmt.rows if per_slice is None else max(1, _BLOCK_BYTES // (fmt.columns * dtype.itemsize))
+    )
     for index, ref in enumerate(slices):
         try:
             with open(ref.path, "rb", buffering=0) as handle:
                 handle.seek(ref.pixel_offset)
                 for first_row in range(0, fmt.rows, rows_per_block):
-                    block = stack[index, first_row:first_row + rows_per_block]
+                    block = stack[index, first_row : first_row + rows_per_block]
                     expected = block.nbytes
                     got = handle.readinto(memoryview(block).cast("B"))
                     if got != expected:
                         done = first_row * fmt.columns * dtype.itemsize + (got or 0)
                         total = fmt.rows * fmt.columns * dtype.itemsize
-                        raise ScanError(ref.path, f"is truncated: pixel data ends after {done} "
-                                                  f"of {total} bytes")
+                        raise ScanError(
+                            ref.path, f"is truncated: pixel data ends after {done} of {total} bytes"
+                        )
                     if per_slice is not None:
                         per_slice(block, ref)
         except OSError as exc:
@@ -154,6 +156,8 @@ def _int16_in_place(
     intercepts = {s.rescale_intercept for s in slices}
     if {s.rescale_slope for s in slices} != {1.0} or any(i != round(i) for i in intercepts):
         return None
+    if min(intercepts) < -32768 or max(intercepts) > 32767:
+        return None
     low = -(1 << (fmt.bits_stored - 1)) if fmt.signed else 0
     high = (1 << (fmt.bits_stored - 1)) - 1 if fmt.signed else (1 << fmt.bits_stored) - 1
     check = low + min(intercepts) < -32768 or high + max(intercepts) > 32767
@@ -169,8 +173,7 @@ def _int16_in_place(
         intercept = int(ref.rescale_intercept)
         if check:
             stored = plane if fmt.signed else plane.view(np.uint16)
-            if (int(stored.min()) + intercept < -32768
-                    or int(stored.max()) + intercept > 32767):
+            if int(stored.min()) + intercept < -32768 or int(stored.max()) + intercept > 32767:
                 raise _DoesNotFitInt16
         if intercept:
             plane += np.int16(intercept)
