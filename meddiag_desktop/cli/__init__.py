@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from meddiag_desktop import __version__
-from meddiag_desktop.cli import model_commands, scan_commands
+from meddiag_desktop.cli import demo_commands, model_commands, scan_commands
 from meddiag_desktop.cli.output import NOT_A_DEVICE, USER_ERRORS
 from meddiag_desktop.evaluation import command as evaluate_command
 
@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     try:
         return int(args.run(args) or 0)
-    except USER_ERRORS as exc:
+    except (*USER_ERRORS, *demo_commands.USER_ERRORS) as exc:
         print(f"meddiag: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
@@ -42,4 +42,5 @@ def build_parser() -> argparse.ArgumentParser:
     scan_commands.add_parsers(commands)
     model_commands.add_parsers(commands)
     evaluate_command.add_parser(commands)
+    demo_commands.add_parsers(commands)
     return parser
