@@ -20,11 +20,13 @@ from meddiag_desktop.app.main_window import APP_NAME, MainWindow
 from meddiag_desktop.app.message_bar import MessageLevel
 from meddiag_desktop.app.scan_controller import ScanController
 from meddiag_desktop.app.theme import apply_dark_theme
+from meddiag_desktop.user_folders import demo_case_dir
 
 ORGANIZATION = "MedDiag"
-DEMO_UNAVAILABLE = (
-    "The bundled demo case is not available yet in this version. "
-    "Open your own folder or file with File → Open (Ctrl+O)."
+DEMO_NOTICE = (
+    "Demo case: a synthetic chest CT phantom (not a patient), made on this computer the first "
+    "time. Running the bundled demo model from the window comes in a later version; from a "
+    "terminal: meddiag infer <demo folder> --model demo-lung-nodules --out <folder>."
 )
 
 
@@ -65,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = build_window(QSettings(ORGANIZATION, APP_NAME))
     window.show()
     if args.demo:
-        window.show_notice(DEMO_UNAVAILABLE, MessageLevel.INFO)
-        window.statusBar().showMessage("Demo case not available yet.")
-    if args.path:
+        window.open_demo(demo_case_dir())
+        window.show_notice(DEMO_NOTICE, MessageLevel.INFO)
+    elif args.path:
         window.open_path(args.path)
     return app.exec()

@@ -141,6 +141,10 @@ class MainWindow(QMainWindow):
         self._settings.setValue("paths/last_open", str(Path(path).expanduser().parent))
         self._controller.open_path(path)
 
+    def open_demo(self, folder: Path) -> None:
+        """Open (making it first if needed) the synthetic demo case kept in ``folder``."""
+        self._controller.open_demo(folder)
+
     def show_error(self, message: str) -> None:
         """Non-modal, so it never blocks reading (or a test); stays until dismissed."""
         self.message_bar.show_message(message, MessageLevel.ERROR)

@@ -12,7 +12,8 @@ from PySide6.QtCore import QObject, Signal
 
 from meddiag_desktop import scans
 from meddiag_desktop.app.background import BackgroundRunner
-from meddiag_desktop.domain import SeriesInfo, Volume
+from meddiag_desktop.demo.case import ensure_demo_case
+from meddiag_desktop.domain import Progress, SeriesInfo, Volume
 
 
 class ScanController(QObject):
@@ -48,6 +49,21 @@ class ScanController(QObject):
             self._on_series_found,
             self._on_failed,
             self._on_progress,
+        )
+        self._update_busy()
+
+    def open_demo(self, folder: Path) -> None:
+        """Open the synthetic demo case, generating it first (a few seconds) when missing."""
+        self._runner.forget(self._discovery)
+        self._runner.forget(self._loading)
+        self.discovery_started.emit(str(folder))
+
+        def job(progress):
+            progress(Progress(0.0, "preparing the demo case", "synthetic chest CT phantom"))
+            return scans.discover(ensure_demo_case(folder), progress)
+
+        self._discovery = self._runner.submit(
+            job, self._on_series_found, self._on_failed, self._on_progress
         )
         self._update_busy()
 

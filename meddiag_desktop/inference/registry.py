@@ -11,12 +11,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 from meddiag_desktop.inference.card import CARD_FILE, CardError, ModelCard, read_card, verify_onnx
-
-APP_NAME = "MedDiag Desktop"
-APP_AUTHOR = "MedDiag"
+from meddiag_desktop.user_folders import user_models_dir
 
 
 def bundled_models_dir() -> Path:
@@ -25,10 +21,6 @@ def bundled_models_dir() -> Path:
     if configured:
         return Path(configured)
     return Path(__file__).resolve().parents[2] / "models"
-
-
-def user_models_dir() -> Path:
-    return platformdirs.user_data_path(APP_NAME, APP_AUTHOR) / "models"
 
 
 @dataclass(frozen=True)

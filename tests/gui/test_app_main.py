@@ -21,24 +21,36 @@ def test_parse_args_keeps_qt_options_for_qt() -> None:
     assert qt_args == ["-platform", "offscreen"]
 
 
-def test_main_with_demo_says_it_is_not_available_and_keeps_running(
-    qapp: QApplication, tmp_path: Path, monkeypatch
+def test_demo_generates_and_opens_the_phantom(
+    qapp: QApplication, tmp_path: Path, monkeypatch, artifacts_dir: Path
 ) -> None:
     ini = tmp_path / "settings.ini"
     monkeypatch.setattr(
         app_main, "QSettings", lambda *_: QSettings(str(ini), QSettings.Format.IniFormat)
     )
-    seen: dict[str, str] = {}
+    demo_folder = tmp_path / "demo-case"
+    monkeypatch.setattr(app_main, "demo_case_dir", lambda: demo_folder)
+    seen: dict[str, object] = {}
+    waited = {"ms": 0}
 
-    def inspect_and_close() -> None:
+    def inspect_when_loaded() -> None:
         window = next(w for w in qapp.topLevelWidgets() if isinstance(w, MainWindow))
+        volume = window.slice_view.volume
+        if volume is None and waited["ms"] < 120_000:
+            waited["ms"] += 250
+            QTimer.singleShot(250, inspect_when_loaded)
+            return
         seen["message"] = window.message_bar.text()
-        seen["status"] = window.statusBar().currentMessage()
+        seen["volume"] = volume
+        window.grab().save(str(artifacts_dir / "main_window_demo.png"))
         window.close()
 
-    QTimer.singleShot(200, inspect_and_close)
+    QTimer.singleShot(250, inspect_when_loaded)
     assert app_main.main(["--demo"]) == 0
-    assert "demo case is not available yet" in seen["message"]
-    assert "Demo" in seen["status"]
+    assert "synthetic chest CT phantom" in str(seen["message"])
+    volume = seen["volume"]
+    assert volume is not None, "the demo case was not generated and opened within 2 minutes"
+    assert volume.modality == "CT" and volume.array_zyx.min() <= -900
+    assert (demo_folder / "ground_truth.nii.gz").is_file()
     assert pg.getConfigOption("imageAxisOrder") == "row-major"
     assert ini.exists()  # geometry was saved on close
