@@ -8,6 +8,7 @@ the x, y and z index axes (the layout SimpleITK's ``GetDirection`` uses).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -18,6 +19,20 @@ Vector3 = tuple[float, float, float]
 Matrix3 = tuple[float, float, float, float, float, float, float, float, float]
 
 IDENTITY_DIRECTION: Matrix3 = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def vector3(values: Iterable[float]) -> Vector3:
+    """Three floats from any sequence (SimpleITK tuples, numpy rows), checked."""
+    x, y, z = (float(v) for v in values)
+    return (x, y, z)
+
+
+def matrix3(values: Iterable[float]) -> Matrix3:
+    """A row-major 3x3 direction from nine numbers, checked."""
+    m = tuple(float(v) for v in values)
+    if len(m) != 9:
+        raise ValueError(f"a direction matrix needs 9 values, got {len(m)}")
+    return (m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8])
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     try:
         return int(args.run(args) or 0)
-    except (*USER_ERRORS, *demo_commands.USER_ERRORS) as exc:
+    except USER_ERRORS + demo_commands.USER_ERRORS as exc:
         print(f"meddiag: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

@@ -315,7 +315,7 @@ def _parse_input(r: _Reader, table: dict) -> InputSpec:
         name=r.get(table, "name", str, "input.", ""),
         channels=channels,
         mode=mode,
-        shape_zyx=shape,
+        shape_zyx=shape or (1, 1, 1),  # a missing shape is already a listed problem
         target_spacing_xyz_mm=spacing,
         orientation=orientation,
         normalization=Normalization(method, window or (0.0, 1.0), percentiles or (0.5, 99.5)),

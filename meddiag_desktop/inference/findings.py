@@ -45,9 +45,9 @@ def extract_findings(
         sizes = np.bincount(components.ravel(), minlength=count + 1)
         boxes = _bounding_boxes(components, count)
         for component in range(1, count + 1):
-            if sizes[component] * voxel_mm3 < min_volume_mm3 or boxes[component] is None:
-                continue
             box = boxes[component]
+            if box is None or sizes[component] * voxel_mm3 < min_volume_mm3:
+                continue
             mask = components[box] == component
             cleaned[box][mask] = label
             findings.append(

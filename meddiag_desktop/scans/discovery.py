@@ -21,6 +21,7 @@ from meddiag_desktop.domain import (
     SeriesInfo,
     SeriesKind,
     SliceRef,
+    vector3,
 )
 from meddiag_desktop.scans import file_formats, multiframe, sop_classes
 from meddiag_desktop.scans.dicom_header import DicomHeader, read_header
@@ -305,7 +306,7 @@ def _stack_part(group: list[DicomHeader], multi_plane: bool) -> SeriesInfo:
             ),
         )
     chosen = first_time_point
-    geometry = analyse_stack([h.floats("image_position") for h in chosen], orientation)
+    geometry = analyse_stack([vector3(h.floats("image_position")) for h in chosen], orientation)
     if geometry.duplicates:
         return SeriesInfo(
             key="",

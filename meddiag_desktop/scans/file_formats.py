@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from meddiag_desktop.domain import ScanMetadata, SeriesInfo, SeriesKind, Volume
+from meddiag_desktop.domain import ScanMetadata, SeriesInfo, SeriesKind, Volume, matrix3, vector3
 from meddiag_desktop.scans.errors import ScanError
 
 _SUPPORTED = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
@@ -244,9 +244,9 @@ def volume_from_image(
 ) -> Volume:
     return Volume(
         array_zyx=sitk.GetArrayFromImage(image),
-        spacing_xyz_mm=tuple(float(v) for v in image.GetSpacing()),
-        origin_lps_mm=tuple(float(v) for v in image.GetOrigin()),
-        direction_lps=tuple(float(v) for v in image.GetDirection()),
+        spacing_xyz_mm=vector3(image.GetSpacing()),
+        origin_lps_mm=vector3(image.GetOrigin()),
+        direction_lps=matrix3(image.GetDirection()),
         metadata=metadata,
         warnings=warnings,
         source=source,

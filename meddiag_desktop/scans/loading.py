@@ -15,7 +15,16 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from meddiag_desktop.domain import PixelFormat, Progress, SeriesInfo, SeriesKind, SliceRef, Volume
+from meddiag_desktop.domain import (
+    PixelFormat,
+    Progress,
+    SeriesInfo,
+    SeriesKind,
+    SliceRef,
+    Volume,
+    matrix3,
+    vector3,
+)
 from meddiag_desktop.scans import file_formats, multiframe
 from meddiag_desktop.scans.discovery import discover
 from meddiag_desktop.scans.errors import ScanError
@@ -119,7 +128,7 @@ def _read_raw(
                 for first_row in range(0, fmt.rows, rows_per_block):
                     block = stack[index, first_row : first_row + rows_per_block]
                     expected = block.nbytes
-                    got = handle.readinto(memoryview(block).cast("B"))
+                    got = handle.readinto(memoryview(block).cast("B"))  # type: ignore[arg-type]
                     if got != expected:
                         done = first_row * fmt.columns * dtype.itemsize + (got or 0)
                         total = fmt.rows * fmt.columns * dtype.itemsize
@@ -216,10 +225,10 @@ def _to_scanner_units(stack: np.ndarray, slices: tuple[SliceRef, ...]) -> np.nda
         out32 = stack.astype(np.int32)
         out32 += intercepts.astype(np.int32)[:, None, None]
         return out32
-    out = stack.astype(np.float32)
-    out *= slopes.astype(np.float32)[:, None, None]
-    out += intercepts.astype(np.float32)[:, None, None]
-    return out
+    scaled = stack.astype(np.float32)
+    scaled *= slopes.astype(np.float32)[:, None, None]
+    scaled += intercepts.astype(np.float32)[:, None, None]
+    return scaled
 
 
 def _decode(
@@ -299,8 +308,8 @@ def _assemble(
     return Volume(
         array_zyx=values,
         spacing_xyz_mm=(pixel_spacing_xy[0], pixel_spacing_xy[1], spacing_z),
-        origin_lps_mm=tuple(float(v) for v in origin),
-        direction_lps=direction_from_orientation(orientation),
+        origin_lps_mm=vector3(origin),
+        direction_lps=matrix3(direction_from_orientation(orientation)),
         metadata=series.metadata,
         warnings=series.warnings,
         source=str(series.files[0].parent if series.files else ""),

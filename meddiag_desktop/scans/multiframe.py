@@ -9,12 +9,13 @@ the same code as slice stacks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pydicom
 
-from meddiag_desktop.domain import ScanMetadata, SeriesInfo, SeriesKind
+from meddiag_desktop.domain import ScanMetadata, SeriesInfo, SeriesKind, vector3
 from meddiag_desktop.scans.dicom_header import DicomHeader
 from meddiag_desktop.scans.errors import ScanError
 from meddiag_desktop.scans.slice_geometry import analyse_stack
@@ -74,7 +75,7 @@ def plan_frames(ds: pydicom.Dataset, path: Path) -> FramePlan:
                 "multi-frame file without a position for every frame "
                 "(a cine loop or a 2-D acquisition): not a 3-D volume",
             )
-        positions.append(tuple(float(v) for v in position))
+        positions.append(vector3(position))
         orientations.append(tuple(float(v) for v in orientation))
         spacing = spacing or tuple(float(v) for v in frame_spacing)
         slope = _frame_attribute(
@@ -161,23 +162,21 @@ def _temporal_key(per_frame, index: int) -> tuple:
 
 def describe(header: DicomHeader, metadata: ScanMetadata) -> SeriesInfo:
     """Headers-only description of one multi-frame file (reads its functional groups)."""
-    base = dict(key="", kind=SeriesKind.MULTI_FRAME, metadata=metadata, files=(header.path,))
+    unloadable = partial(
+        SeriesInfo,
+        key="",
+        kind=SeriesKind.MULTI_FRAME,
+        metadata=metadata,
+        files=(header.path,),
+        loadable=False,
+    )
     try:
         ds = pydicom.dcmread(header.path, stop_before_pixels=True)
         plan = plan_frames(ds, header.path)
     except ScanError as exc:
-        return SeriesInfo(
-            **base,
-            size_xyz=(header.columns, header.rows, header.frames),
-            loadable=False,
-            reason=exc.reason,
-        )
+        return unloadable(size_xyz=(header.columns, header.rows, header.frames), reason=exc.reason)
     except Exception as exc:  # pydicom raises many kinds on damaged headers
-        return SeriesInfo(
-            **base,
-            loadable=False,
-            reason=f"damaged multi-frame header ({type(exc).__name__}: {exc})",
-        )
+        return unloadable(reason=f"damaged multi-frame header ({type(exc).__name__}: {exc})")
     distances = np.asarray(plan.positions) @ np.cross(plan.orientation[:3], plan.orientation[3:])
     spacing_z = (
         float(np.median(np.diff(distances)))
@@ -185,7 +184,10 @@ def describe(header: DicomHeader, metadata: ScanMetadata) -> SeriesInfo:
         else float(getattr(ds, "SliceThickness", 1.0) or 1.0)
     )
     return SeriesInfo(
-        **base,
+        key="",
+        kind=SeriesKind.MULTI_FRAME,
+        metadata=metadata,
+        files=(header.path,),
         size_xyz=(header.columns, header.rows, len(plan.frames)),
         spacing_xyz_mm=(plan.pixel_spacing_xy[0], plan.pixel_spacing_xy[1], abs(spacing_z)),
         loadable=True,
@@ -213,12 +215,12 @@ def load(series: SeriesInfo) -> tuple[np.ndarray, FramePlan, pydicom.Dataset]:
     slopes = np.asarray(plan.slopes, dtype=np.float64)
     intercepts = np.asarray(plan.intercepts, dtype=np.float64)
     if np.all(slopes == 1) and np.all(intercepts == np.round(intercepts)):
-        rescaled = frames.astype(np.int32) + intercepts.astype(np.int32)[:, None, None]
-        if rescaled.min() >= -32768 and rescaled.max() <= 32767:
-            rescaled = rescaled.astype(np.int16)
-    else:
-        rescaled = (
-            frames.astype(np.float32) * slopes.astype(np.float32)[:, None, None]
-            + intercepts.astype(np.float32)[:, None, None]
-        )
-    return rescaled, plan, ds
+        shifted = frames.astype(np.int32) + intercepts.astype(np.int32)[:, None, None]
+        if shifted.min() >= -32768 and shifted.max() <= 32767:
+            return shifted.astype(np.int16), plan, ds
+        return shifted, plan, ds
+    scaled = (
+        frames.astype(np.float32) * slopes.astype(np.float32)[:, None, None]
+        + intercepts.astype(np.float32)[:, None, None]
+    )
+    return scaled, plan, ds

@@ -134,7 +134,7 @@ class SliceView(QWidget):
         return 0 if self._volume is None else self._volume.shape_zyx[0]
 
     @property
-    def window(self) -> WindowLevel | None:
+    def window_level(self) -> WindowLevel | None:
         return self._window
 
     def image_array(self) -> np.ndarray | None:

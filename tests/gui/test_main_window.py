@@ -51,7 +51,7 @@ def test_open_nifti_fills_table_and_view_and_scrolls(
     view = main_window.slice_view
     assert view.slice_count == 40
     assert view.slice_index == 20
-    assert view.window is not None and view.window.name == "Soft tissue"
+    assert view.window_level is not None and view.window_level.name == "Soft tissue"
     assert view.image_array() is not None and view.image_array().shape == (64, 64)
     assert model.index(0, COLUMNS.index("Loadable")).data() == "yes"
 

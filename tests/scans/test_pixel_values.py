@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from conftest import write_ct_series
 
 from meddiag_desktop.scans import discover, load
 
@@ -38,12 +37,12 @@ def rewrite(paths: list[Path], **attributes) -> None:
         (True, 16, -1024, [-32000, 0, 5, 6], [-33024, -1024, -1019, -1018]),
     ],
 )
-def test_rescale_and_stored_bits(tmp_path: Path, signed: bool, bits_stored: int,
+def test_rescale_and_stored_bits(tmp_path: Path, write_series, signed: bool, bits_stored: int,
                                  intercept: int, stored: list[int],
                                  expected: list[int]) -> None:
     raw = (np.array(stored, dtype=np.int64) & 0xFFFF).astype(np.uint16)  # the stored bits
     block = np.tile(raw.view(np.int16).reshape(2, 2), (3, 1, 1))
-    paths = write_ct_series(tmp_path, POSITIONS, slices=block, shape=(2, 2))
+    paths = write_series(tmp_path, POSITIONS, slices=block, shape=(2, 2))
     rewrite(paths, PixelRepresentation=int(signed), BitsStored=bits_stored,
             HighBit=bits_stored - 1, RescaleIntercept=intercept)
     volume = load(discover(tmp_path)[0])
