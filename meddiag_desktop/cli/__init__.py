@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from meddiag_desktop import __version__
 from meddiag_desktop.cli import demo_commands, model_commands, scan_commands
 from meddiag_desktop.cli.output import NOT_A_DEVICE, USER_ERRORS
+from meddiag_desktop.db import command as db_command
 from meddiag_desktop.evaluation import command as evaluate_command
 
 EXIT_USER_ERROR = 2
@@ -43,4 +44,5 @@ def build_parser() -> argparse.ArgumentParser:
     model_commands.add_parsers(commands)
     evaluate_command.add_parser(commands)
     demo_commands.add_parsers(commands)
+    db_command.add_parsers(commands)
     return parser

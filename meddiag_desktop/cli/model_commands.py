@@ -5,22 +5,30 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from meddiag_desktop.cli.output import ProgressBar
-from meddiag_desktop.domain import Finding
+from meddiag_desktop.domain import Finding, SeriesInfo, Volume
 from meddiag_desktop.inference.card import ModelCard
 from meddiag_desktop.inference.pipeline import (
     InferenceOptions,
     InferenceResult,
+    ModelMismatchError,
     run_inference,
     run_to_end,
 )
 from meddiag_desktop.inference.registry import ModelRegistry
 from meddiag_desktop.inference.session import SHORT_NAMES
+from meddiag_desktop.inference.sliding_window import InferenceCancelled
 from meddiag_desktop.scans import choose_series, discover, load, write_label_map, write_volume
-from meddiag_desktop.scans.file_formats import is_volume_file
+
+if TYPE_CHECKING:
+    from meddiag_desktop.db.engine import Database
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -56,6 +64,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--force-modality",
         action="store_true",
         help="run even when the scan's modality differs from the model's",
+    )
+    infer.add_argument(
+        "--db",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="also store the run, findings and mask in the case database (importing the scan "
+        "as a case if new); without URL: $MEDDIAG_DB, else the user data folder",
     )
     infer.set_defaults(run=_infer)
 
@@ -115,35 +131,42 @@ def _add(args: argparse.Namespace) -> int:
 
 def _infer(args: argparse.Namespace) -> int:
     card = ModelRegistry().find(args.model)
-    if args.input.is_file() and is_volume_file(args.input):
-        volume = load(args.input)
-    else:
-        volume = load(choose_series(discover(args.input), args.series, args.input))
+    series = choose_series(discover(args.input), args.series, args.input)
+    volume = load(series)
     options = InferenceOptions(
         provider=None if args.provider == "auto" else args.provider,
         overlap=args.overlap,
         batch_size=args.batch_size,
         allow_modality_mismatch=args.force_modality,
     )
-    bar = ProgressBar()
-    try:
-        result = run_to_end(run_inference(volume, card, options), bar)
-    finally:
-        bar.close()
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_label_map(volume, result.segmentation.labels_zyx, args.out / "mask.nii.gz")
-    if args.probabilities and result.segmentation.probability_zyx is not None:
-        write_volume(
-            volume.with_array(result.segmentation.probability_zyx),
-            args.out / "probabilities.nii.gz",
-        )
-    report = findings_report(result, str(args.input), list(volume.warnings))
+    with _case_database(args.db) as db:
+        result = _run_recorded(db, series, card, volume, options)
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_label_map(volume, result.segmentation.labels_zyx, args.out / "mask.nii.gz")
+        if args.probabilities and result.segmentation.probability_zyx is not None:
+            write_volume(
+                volume.with_array(result.segmentation.probability_zyx),
+                args.out / "probabilities.nii.gz",
+            )
+        report = findings_report(result, str(args.input), list(volume.warnings))
+        stored = ""
+        if db is not None:
+            from meddiag_desktop.db.runs import get_run, store_inference
+
+            run_id = store_inference(db, series, volume, result, parameters=_run_options(options))
+            report["database"] = {
+                "url": db.display_url,
+                "run_id": run_id,
+                "case_id": get_run(db, run_id).case_id,
+            }
+            stored = f" Stored as run {run_id} of case {report['database']['case_id']}."
     (args.out / "findings.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     for warning in (*volume.warnings, *result.warnings):
         print(f"warning: {warning}", file=sys.stderr)
     print(
         f"{len(result.findings)} finding(s); {result.provider.describe()}; "
-        f"{result.timings_s['total']:.1f} s. Wrote {args.out}/mask.nii.gz and findings.json"
+        f"{result.timings_s['total']:.1f} s. Wrote {args.out}/mask.nii.gz and findings.json."
+        + stored
     )
     for finding in result.findings:
         print(
@@ -152,6 +175,61 @@ def _infer(args: argparse.Namespace) -> int:
             f"p={finding.max_probability:.2f}"
         )
     return 0
+
+
+@contextmanager
+def _case_database(url: str | None) -> Iterator[Database | None]:
+    """The database ``--db`` names (opened before the run, so a bad URL fails fast), or None."""
+    if url is None:
+        yield None
+        return
+    from meddiag_desktop.db.engine import Database, DatabaseSettings
+
+    with Database.open(DatabaseSettings(url=url or None)) as db:
+        yield db
+
+
+def _run_recorded(
+    db: Database | None,
+    series: SeriesInfo,
+    card: ModelCard,
+    volume: Volume,
+    options: InferenceOptions,
+) -> InferenceResult:
+    """Run the model; with a database, an interrupted or failed run is recorded as such."""
+    bar = ProgressBar()
+    started = time.perf_counter()
+    try:
+        return run_to_end(run_inference(volume, card, options), bar)
+    except ModelMismatchError:
+        raise  # refused before anything ran: not a run
+    except BaseException as exc:
+        if db is not None:
+            from meddiag_desktop.db.records import RunOutcome
+            from meddiag_desktop.db.runs import store_failed_run
+
+            interrupted = isinstance(exc, KeyboardInterrupt | InferenceCancelled)
+            store_failed_run(
+                db,
+                series,
+                card,
+                RunOutcome.CANCELLED if interrupted else RunOutcome.FAILED,
+                "cancelled by the user" if interrupted else str(exc) or type(exc).__name__,
+                timings_s={"total": time.perf_counter() - started},
+                parameters=_run_options(options),
+            )
+        raise
+    finally:
+        bar.close()
+
+
+def _run_options(options: InferenceOptions) -> dict:
+    return {
+        "provider": options.provider or "auto",
+        "overlap": options.overlap,
+        "batch_size": options.batch_size,
+        "allow_modality_mismatch": options.allow_modality_mismatch,
+    }
 
 
 def finding_dict(finding: Finding) -> dict:

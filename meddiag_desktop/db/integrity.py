@@ -1,0 +1,128 @@
+"""``meddiag db check``: is the database sound, and does every mask row have its exact file?
+
+Reports SQLite's ``integrity_check`` and ``foreign_key_check``, mask rows whose file is missing
+or whose sha256 differs, mask files no row refers to (orphans: a crash between writing the file
+and committing, or a deleted case whose files could not be removed) and leftover temporary
+files; with ``scans=True`` also the imported series whose files vanished or changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import Row, select, text
+
+from meddiag_desktop.db import records_from_rows
+from meddiag_desktop.db.audit import add_event
+from meddiag_desktop.db.engine import Database
+from meddiag_desktop.db.errors import NotImportableError
+from meddiag_desktop.db.importing import fingerprint_files
+from meddiag_desktop.db.masks import files_in, fsync_folder, verify_file
+from meddiag_desktop.db.records import (
+    AuditAction,
+    Backend,
+    CaseStatus,
+    CheckReport,
+    MaskProblem,
+    MaskProblemKind,
+    SeriesProblem,
+)
+from meddiag_desktop.db.schema import CaseRow, MaskRow, ModelRunRow, SeriesRow
+
+ORPHAN_MIN_AGE_S = 600.0  # younger files may belong to a save still in progress elsewhere
+
+
+def check_database(db: Database, scans: bool = False) -> CheckReport:
+    integrity: tuple[str, ...] = ("ok",)
+    foreign_keys: tuple[str, ...] = ()
+    with db.reading() as session:
+        if db.backend is Backend.SQLITE:
+            integrity = tuple(
+                str(r[0]) for r in session.execute(text("PRAGMA integrity_check")).all()
+            )
+            foreign_keys = tuple(
+                f"{r[0]} row {r[1]} -> {r[2]}"
+                for r in session.execute(text("PRAGMA foreign_key_check")).all()
+            )
+        masks = session.execute(
+            select(MaskRow, ModelRunRow.case_fk).join(ModelRunRow, MaskRow.run_fk == ModelRunRow.id)
+        ).all()
+        stored = [(records_from_rows.mask_record(m), m.run_fk, case_id) for m, case_id in masks]
+        series = (
+            session.execute(
+                select(CaseRow.id, SeriesRow.location, SeriesRow.files, SeriesRow.fingerprint)
+                .join(SeriesRow, CaseRow.series_fk == SeriesRow.id)
+                .where(CaseRow.status != CaseStatus.SIGNED)
+            ).all()
+            if scans
+            else []
+        )
+    # Files are listed after the rows were read: a mask committed meanwhile shows as an orphan
+    # at worst (never as missing), and orphans are only removed once old.
+    on_disk, temporaries = files_in(db.masks_dir)
+    problems: list[MaskProblem] = []
+    referenced = set()
+    for record, run_id, case_id in stored:
+        referenced.add(record.relative_path)
+        problem = verify_file(db.masks_dir, record)
+        if problem is not None:
+            kind = (
+                MaskProblemKind.MISSING if problem == "missing" else MaskProblemKind.SHA256_MISMATCH
+            )
+            problems.append(MaskProblem(kind, record.relative_path, run_id, case_id))
+    problems += [
+        MaskProblem(MaskProblemKind.ORPHAN, name) for name in sorted(set(on_disk) - referenced)
+    ]
+    problems += [MaskProblem(MaskProblemKind.LEFTOVER_TEMPORARY, name) for name in temporaries]
+    return CheckReport(
+        integrity=integrity,
+        foreign_key_problems=foreign_keys,
+        mask_problems=tuple(problems),
+        series_problems=tuple(_series_problems(series)),
+        masks_checked=len(stored),
+    )
+
+
+def remove_orphans(
+    db: Database, report: CheckReport, min_age_s: float = ORPHAN_MIN_AGE_S
+) -> tuple[str, ...]:
+    """Delete orphan and temporary mask files older than ``min_age_s``; the names removed."""
+    kinds = (MaskProblemKind.ORPHAN, MaskProblemKind.LEFTOVER_TEMPORARY)
+    candidates = [p.relative_path for p in report.mask_problems if p.kind in kinds]
+    if not candidates:
+        return ()
+    with db.reading() as session:
+        referenced = set(session.scalars(select(MaskRow.relative_path)).all())
+    removed: list[str] = []
+    now = time.time()
+    for name in candidates:
+        path = db.masks_dir / name
+        try:
+            if name in referenced or now - path.stat().st_mtime < min_age_s:
+                continue
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(name)
+    if removed:
+        fsync_folder(db.masks_dir)
+        with db.writing() as session:
+            add_event(session, db.actor, AuditAction.MASK_FILES_REMOVED, details={"files": removed})
+    return tuple(removed)
+
+
+def _series_problems(rows: Sequence[Row]) -> list[SeriesProblem]:
+    problems = []
+    for case_id, location, files, fingerprint in rows:
+        paths = tuple(Path(location) / f for f in files or ())
+        if not all(p.is_file() for p in paths):
+            problems.append(SeriesProblem(case_id, location, "missing"))
+            continue
+        try:
+            if fingerprint_files(paths).sha256 != fingerprint:
+                problems.append(SeriesProblem(case_id, location, "changed"))
+        except NotImportableError:
+            problems.append(SeriesProblem(case_id, location, "missing"))
+    return problems

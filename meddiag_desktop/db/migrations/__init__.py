@@ -1,0 +1,14 @@
+"""Alembic migrations of the case database (run by :mod:`meddiag_desktop.db.migrate`).
+
+``REVISIONS`` lists every revision, oldest first, so opening a database can tell "up to date",
+"needs upgrading" and "written by a newer app" without importing Alembic (which costs about a
+second at start-up). ``tests/db/test_db_migrations.py`` checks it against the scripts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REVISIONS: tuple[str, ...] = ("0001_initial", "0002_worklist")
+HEAD = REVISIONS[-1]
+SCRIPT_LOCATION = Path(__file__).parent

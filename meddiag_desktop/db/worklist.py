@@ -1,0 +1,132 @@
+"""The worklist: cases filtered, ordered and paged, as summaries.
+
+Filters and ordering use columns of ``cases`` (status, study date, modality, search text) and
+the folded patient name/ID, each backed by an index from migration 0002, so a page costs well
+under a millisecond at 100,000 cases (``bench/db.py``). Text search (``contains``) scans the
+search text column; it is the one filter that grows with the table.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Row, Select, func, or_, select
+
+from meddiag_desktop.db.engine import Database
+from meddiag_desktop.db.records import (
+    CaseStatus,
+    CaseSummary,
+    WorklistOrder,
+    WorklistPage,
+    WorklistQuery,
+)
+from meddiag_desktop.db.schema import CaseRow, PatientRow, SeriesRow, StudyRow
+from meddiag_desktop.db.text_search import fold, prefix_range
+
+
+def list_cases(db: Database, query: WorklistQuery | None = None) -> WorklistPage:
+    """One page of cases matching ``query`` and how many match in all.
+
+    Two steps: the page's case ids first, from the ``cases`` indexes alone (filter, order,
+    offset never touch another table), then the 50 summaries by primary key. Joining before
+    paging would join every skipped or sorted row: 150 ms instead of 2 ms for a deep page.
+    """
+    query = query or WorklistQuery()
+    with db.reading() as session:
+        total = session.scalar(_filtered(select(func.count()).select_from(CaseRow), query)) or 0
+        ids = session.scalars(
+            _ordered(_filtered(select(CaseRow.id), query), query.order)
+            .limit(query.page_size)
+            .offset(query.page * query.page_size)
+        ).all()
+        rows = session.execute(
+            select(*SUMMARY_COLUMNS)
+            .join(PatientRow, CaseRow.patient_fk == PatientRow.id)
+            .join(SeriesRow, CaseRow.series_fk == SeriesRow.id)
+            .join(StudyRow, SeriesRow.study_fk == StudyRow.id)
+            .where(CaseRow.id.in_(ids))
+        ).all()
+    by_id = {row[0]: summary_from_columns(row) for row in rows}
+    return WorklistPage(
+        items=tuple(by_id[i] for i in ids if i in by_id),
+        total=int(total),
+        page=query.page,
+        page_size=query.page_size,
+    )
+
+
+# Plain columns, not whole rows: a page of 50 summaries then costs about a millisecond.
+SUMMARY_COLUMNS = (
+    CaseRow.id,
+    CaseRow.status,
+    PatientRow.name,
+    PatientRow.dicom_patient_id,
+    PatientRow.birth_date,
+    PatientRow.sex,
+    CaseRow.study_date,
+    CaseRow.modality,
+    StudyRow.description,
+    SeriesRow.description,
+    SeriesRow.series_uid,
+    CaseRow.created_at,
+    CaseRow.updated_at,
+)
+
+
+def summary_from_columns(row: Row) -> CaseSummary:
+    (case_id, status, name, patient_id, birth_date, sex, study_date, modality, study, series,
+     uid, imported_at, updated_at) = row  # fmt: skip
+    return CaseSummary(
+        case_id=case_id,
+        status=CaseStatus(status),
+        patient_name=name,
+        patient_id=patient_id,
+        patient_birth_date=birth_date,
+        patient_sex=sex,
+        study_date=study_date,
+        modality=modality,
+        study_description=study,
+        series_description=series,
+        series_uid=uid,
+        imported_at=imported_at,
+        updated_at=updated_at,
+    )
+
+
+def counts_by_status(db: Database) -> dict[CaseStatus, int]:
+    with db.reading() as session:
+        rows = session.execute(select(CaseRow.status, func.count()).group_by(CaseRow.status))
+        counts = {status: 0 for status in CaseStatus}
+        counts.update({CaseStatus(s): int(n) for s, n in rows})
+        return counts
+
+
+def _filtered(statement: Select, query: WorklistQuery) -> Select:
+    if query.statuses:
+        statement = statement.where(CaseRow.status.in_(query.statuses))
+    if query.modality.strip():
+        statement = statement.where(CaseRow.modality == query.modality.strip().upper())
+    if query.study_date_from is not None:
+        statement = statement.where(CaseRow.study_date >= query.study_date_from)
+    if query.study_date_to is not None:
+        statement = statement.where(CaseRow.study_date <= query.study_date_to)
+    bounds = prefix_range(query.patient)
+    if bounds is not None:
+        low, high = bounds
+        matching_patients = select(PatientRow.id).where(
+            or_(
+                (PatientRow.name_folded >= low) & (PatientRow.name_folded < high),
+                (PatientRow.patient_id_folded >= low) & (PatientRow.patient_id_folded < high),
+            )
+        )
+        statement = statement.where(CaseRow.patient_fk.in_(matching_patients))
+    text = fold(query.text)
+    if text:
+        statement = statement.where(CaseRow.search_text.contains(text, autoescape=True))
+    return statement
+
+
+def _ordered(statement: Select, order: WorklistOrder) -> Select:
+    if order is WorklistOrder.OLDEST_STUDY:
+        return statement.order_by(CaseRow.study_date.asc().nulls_last(), CaseRow.id.asc())
+    if order is WorklistOrder.NEWEST_IMPORT:
+        return statement.order_by(CaseRow.created_at.desc(), CaseRow.id.desc())
+    return statement.order_by(CaseRow.study_date.desc().nulls_last(), CaseRow.id.desc())
