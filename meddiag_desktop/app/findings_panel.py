@@ -1,0 +1,469 @@
+"""The findings of the open case and the reader's decisions on them, one key press each.
+
+The panel shows what the database holds (a :class:`CaseDetail`) and only *asks* for changes:
+accept, reject, edit, add and sign off are signals the window passes to the review controller,
+which saves them and hands the panel the updated case. So the panel never shows a decision that
+was not saved. After an accept or reject the next pending finding is selected, so a reader can
+go through a case with A and R alone; the viewer follows ``finding_selected``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import IntEnum
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QItemSelection,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QAction, QBrush, QColor, QKeySequence, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from meddiag_desktop.db.records import CaseDetail, ModelRun, ReviewStatus, StoredFinding
+from meddiag_desktop.domain import FindingSource
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+ReasonPrompt = Callable[[QWidget, StoredFinding], str | None]  # None: the reader cancelled
+
+CLINICAL_HINT = "Not for clinical use: AI findings are suggestions for a qualified reader to check."
+NO_CASE_TEXT = "Open a case to review its findings."
+
+
+class Column(IntEnum):
+    NUMBER = 0
+    LABEL = 1
+    VOLUME = 2
+    AXES = 3
+    MEAN = 4
+    CONFIDENCE = 5
+    REVIEW = 6
+
+
+# Short headers: the panel sits beside the images and is ~450 px wide; tooltips say the rest.
+HEADERS = ("#", "Label", "mL", "Axes (mm)", "HU", "Conf.", "Review")
+HEADER_TIPS = (
+    "Finding number (M: marked by hand)",
+    "What the model calls it, in its overlay colour",
+    "Volume in millilitres",
+    "Longest axial diameter × the longest diameter perpendicular to it (RECIST), in mm",
+    "Mean intensity inside the lesion",
+    "The model's highest probability inside the lesion",
+    "Review state",
+)
+REVIEW_TEXT = {
+    ReviewStatus.PENDING: "Pending",
+    ReviewStatus.ACCEPTED: "Accepted",
+    ReviewStatus.REJECTED: "Rejected",
+    ReviewStatus.EDITED: "Edited",
+}
+REVIEW_COLOURS = {
+    ReviewStatus.PENDING: QColor("#e3b341"),
+    ReviewStatus.ACCEPTED: QColor("#6cc283"),
+    ReviewStatus.REJECTED: QColor("#ff7b72"),
+    ReviewStatus.EDITED: QColor("#6aa6e0"),
+}
+_REJECTED_TEXT = QColor("#7d8590")
+
+
+def case_findings(case: CaseDetail) -> list[StoredFinding]:
+    """What the reader reviews: the current run's AI findings, then the manual ones."""
+    run = case.current_run
+    return [*(run.findings if run is not None else ()), *case.manual_findings]
+
+
+def run_label_colours(run: ModelRun | None) -> dict[int, str]:
+    """Label colours from the card stored with the run (``parameters['output']['labels']``)."""
+    if run is None:
+        return {}
+    output = run.parameters.get("output")
+    labels = output.get("labels", []) if isinstance(output, dict) else []
+    colours = {}
+    for label in labels:
+        if isinstance(label, dict) and "value" in label and "colour" in label:
+            colours[int(label["value"])] = str(label["colour"])
+    return colours
+
+
+def finding_number(stored: StoredFinding) -> str:
+    prefix = "M" if stored.finding.source is FindingSource.MANUAL else ""
+    return f"{prefix}{stored.finding.finding_id}"
+
+
+def cell_text(stored: StoredFinding, column: Column) -> str:
+    finding = stored.finding
+    if column is Column.NUMBER:
+        return finding_number(stored)
+    if column is Column.LABEL:
+        return finding.label_name
+    if column is Column.VOLUME:
+        return f"{finding.volume_ml:.2f}"
+    if column is Column.AXES:
+        return f"{finding.long_axis_mm:.1f} × {finding.short_axis_mm:.1f}"
+    if column is Column.MEAN:
+        return f"{finding.mean_intensity:.0f}"
+    if column is Column.CONFIDENCE:
+        manual = finding.source is FindingSource.MANUAL
+        return "—" if manual else f"{finding.max_probability:.0%}"
+    return REVIEW_TEXT[stored.review_status]
+
+
+def sign_off_state(case: CaseDetail | None) -> tuple[bool, str]:
+    """Whether the case can be signed now and, either way, a sentence saying why."""
+    if case is None:
+        return False, NO_CASE_TEXT
+    if case.signed_at is not None:
+        when = case.signed_at.astimezone().strftime("%Y-%m-%d %H:%M")
+        return False, f"Signed by {case.signed_by or 'unknown'} on {when}; the case is locked."
+    if case.current_run is None:
+        return False, "Run a model on this case before signing it off."
+    pending = case.unreviewed_findings
+    if pending:
+        numbers = ", ".join(f"#{f.finding.finding_id}" for f in pending[:8])
+        more = ", …" if len(pending) > 8 else ""
+        noun = "finding is" if len(pending) == 1 else "findings are"
+        return False, (
+            f"{len(pending)} AI {noun} not reviewed yet ({numbers}{more}): accept, reject or "
+            "edit each before signing off."
+        )
+    return True, "Every AI finding is reviewed: the case can be signed off."
+
+
+def ask_reject_reason(parent: QWidget, stored: StoredFinding) -> str | None:
+    """A small dialog for an optional reason; None when the reader changes their mind."""
+    text, ok = QInputDialog.getText(
+        parent,
+        f"Reject finding #{finding_number(stored)}",
+        "Why is this not a lesion? (optional, kept in the case history)",
+    )
+    return text if ok else None
+
+
+class FindingsTableModel(QAbstractTableModel):
+    """Read-only rows of stored findings with their review state."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._findings: list[StoredFinding] = []
+        self._colours: dict[int, QColor] = {}
+        self._intensity_header = HEADERS[Column.MEAN]
+
+    def set_findings(
+        self, findings: list[StoredFinding], colours: dict[int, str], modality: str
+    ) -> None:
+        self.beginResetModel()
+        self._findings = list(findings)
+        self._colours = {label: QColor(colour) for label, colour in colours.items()}
+        self._intensity_header = "HU" if modality.upper() in ("CT", "") else "Mean"
+        self.endResetModel()
+
+    def finding_at(self, row: int) -> StoredFinding:
+        return self._findings[row]
+
+    def row_of(self, finding_pk: int) -> int:
+        return next((i for i, f in enumerate(self._findings) if f.finding_pk == finding_pk), -1)
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt API
+        return 0 if parent.isValid() else len(self._findings)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt API
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> object:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS[section]
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        return self._intensity_header if section == Column.MEAN else HEADERS[section]
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid():
+            return None
+        stored = self._findings[index.row()]
+        column = Column(index.column())
+        if role == Qt.ItemDataRole.DisplayRole:
+            return cell_text(stored, column)
+        if role == Qt.ItemDataRole.DecorationRole and column is Column.LABEL:
+            return self._colours.get(stored.finding.label)  # a swatch, when the card says
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if column is Column.REVIEW:
+                return QBrush(REVIEW_COLOURS[stored.review_status])
+            if stored.review_status is ReviewStatus.REJECTED:
+                return QBrush(_REJECTED_TEXT)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (
+            Column.NUMBER,
+            Column.VOLUME,
+            Column.AXES,
+            Column.MEAN,
+            Column.CONFIDENCE,
+        ):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return _tooltip(stored)
+        return None
+
+
+def _tooltip(stored: StoredFinding) -> str:
+    finding = stored.finding
+    x, y, z = finding.centroid_lps_mm
+    source = "manual" if finding.source is FindingSource.MANUAL else "AI"
+    lines = [
+        f"Finding #{finding_number(stored)} ({source}): {finding.label_name}",
+        f"{finding.volume_ml:.3f} mL, {finding.voxel_count} voxels",
+        f"Centre (LPS): {x:.1f}, {y:.1f}, {z:.1f} mm",
+        f"Intensity: mean {finding.mean_intensity:.0f}, max {finding.max_intensity:.0f}",
+    ]
+    if finding.source is FindingSource.AI:
+        lines.append(
+            f"Model probability: max {finding.max_probability:.2f}, "
+            f"mean {finding.mean_probability:.2f}"
+        )
+    return "\n".join(lines)
+
+
+class FindingsPanel(QWidget):
+    """Findings table, review buttons (A / R / E), sign-off with its reason, clinical notice."""
+
+    finding_selected = Signal(object)  # StoredFinding: the viewer jumps to it
+    accept_requested = Signal(int)  # finding_pk
+    reject_requested = Signal(int, str)  # finding_pk, reason ("" when none given)
+    edit_requested = Signal(int)  # finding_pk: the window hands the lesion to the brush
+    add_manual_requested = Signal()
+    sign_off_requested = Signal()
+
+    def __init__(
+        self, reason_prompt: ReasonPrompt = ask_reject_reason, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._reason_prompt = reason_prompt
+        self._case: CaseDetail | None = None
+        self._advance_after_review = False
+
+        self.title = QLabel("Findings")
+        self.title.setObjectName("panelTitle")
+        self.run_label = QLabel()
+        self.run_label.setObjectName("findingsRun")
+        self.run_label.setWordWrap(True)
+        _dim(self.run_label)
+
+        self.model = FindingsTableModel(self)
+        self.table = QTableView()
+        self.table.setObjectName("findingsTable")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.table.clicked.connect(self._clicked)
+
+        self.accept_action = self._action("Accept", "A", "Accept the selected finding")
+        self.reject_action = self._action(
+            "Reject", "R", "Reject the selected finding (asks for an optional reason)"
+        )
+        self.edit_action = self._action("Edit", "E", "Correct the lesion's outline")
+        self.add_action = self._action("Add manual", "M", "Mark a lesion the model missed")
+        self.sign_action = self._action("Sign off case", "", "Sign the case off (locks it)")
+        self.accept_action.triggered.connect(self._accept)
+        self.reject_action.triggered.connect(self._reject)
+        self.edit_action.triggered.connect(self._edit)
+        self.add_action.triggered.connect(self.add_manual_requested)
+        self.sign_action.triggered.connect(self.sign_off_requested)
+
+        self.sign_reason = QLabel()
+        self.sign_reason.setObjectName("signOffReason")
+        self.sign_reason.setWordWrap(True)
+        _dim(self.sign_reason)
+        self.clinical_hint = QLabel(CLINICAL_HINT)
+        self.clinical_hint.setObjectName("clinicalNotice")
+        self.clinical_hint.setWordWrap(True)
+
+        review_row = QHBoxLayout()
+        for action in (self.accept_action, self.reject_action, self.edit_action):
+            review_row.addWidget(self._button(action))
+        review_row.addStretch(1)
+        review_row.addWidget(self._button(self.add_action))
+        sign_row = QHBoxLayout()
+        self.sign_button = self._button(self.sign_action)
+        sign_row.addWidget(self.sign_reason, 1)
+        sign_row.addWidget(self.sign_button, 0, Qt.AlignmentFlag.AlignTop)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.title)
+        layout.addWidget(self.run_label)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(review_row)
+        layout.addLayout(sign_row)
+        layout.addWidget(self.clinical_hint)
+        self.set_case(None)
+
+    @property
+    def case(self) -> CaseDetail | None:
+        return self._case
+
+    def selected_finding(self) -> StoredFinding | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.finding_at(rows[0].row()) if rows else None
+
+    def select_finding(self, finding_pk: int) -> bool:
+        """Select a finding (e.g. one clicked in the viewer); emits ``finding_selected``."""
+        row = self.model.row_of(finding_pk)
+        if row >= 0:
+            self.table.selectRow(row)
+        return row >= 0
+
+    def set_case(self, case: CaseDetail | None) -> None:
+        """Show a case as saved; keeps the selection, or moves on after a review."""
+        previous = self.selected_finding()
+        advance = self._advance_after_review
+        self._advance_after_review = False
+        self._case = case
+        findings = case_findings(case) if case is not None else []
+        run = case.current_run if case is not None else None
+        modality = case.summary.modality if case is not None else ""
+        self.table.selectionModel().blockSignals(True)
+        self.model.set_findings(findings, run_label_colours(run), modality)
+        self.table.selectionModel().blockSignals(False)
+        self.run_label.setText(_run_text(case))
+        if previous is not None and case is not None:
+            self._reselect(previous, advance)
+        self._update_actions()
+
+    def _reselect(self, previous: StoredFinding, advance: bool) -> None:
+        row = self.model.row_of(previous.finding_pk)
+        if row < 0:
+            return
+        now = self.model.finding_at(row)
+        if advance and now.review_status is not ReviewStatus.PENDING:
+            following = [*range(row + 1, self.model.rowCount()), *range(row)]
+            pending = [
+                r
+                for r in following
+                if self.model.finding_at(r).review_status is ReviewStatus.PENDING
+            ]
+            if pending:
+                self.table.selectRow(pending[0])  # announces the new finding to the viewer
+                return
+        self.table.selectionModel().blockSignals(True)
+        self.table.selectRow(row)  # the same finding: the viewer is already there
+        self.table.selectionModel().blockSignals(False)
+
+    def _action(self, text: str, key: str, tip: str) -> QAction:
+        action = QAction(f"{text} ({key})" if key else text, self)
+        action.setToolTip(f"{tip} ({key})" if key else tip)
+        if key:
+            action.setShortcut(QKeySequence(key))
+            # Only while the panel (or its table) has focus: plain letters must not fire while
+            # typing in a search box elsewhere. The window may widen this for the viewer.
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.addAction(action)
+        return action
+
+    def _button(self, action: QAction) -> QToolButton:
+        button = QToolButton()
+        button.setDefaultAction(action)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        return button
+
+    def _update_actions(self) -> None:
+        case = self._case
+        editable = case is not None and case.signed_at is None
+        selected = self.selected_finding()
+        status = selected.review_status if selected is not None else None
+        self.accept_action.setEnabled(
+            editable and selected is not None and status is not ReviewStatus.ACCEPTED
+        )
+        self.reject_action.setEnabled(
+            editable and selected is not None and status is not ReviewStatus.REJECTED
+        )
+        self.edit_action.setEnabled(editable and selected is not None)
+        self.add_action.setEnabled(editable)
+        can_sign, why = sign_off_state(case)
+        self.sign_action.setEnabled(can_sign)
+        self.sign_reason.setText(why)
+        self.sign_button.setToolTip(why)
+
+    def _selection_changed(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:
+        self._update_actions()
+        finding = self.selected_finding()
+        if finding is not None:
+            self.finding_selected.emit(finding)
+
+    def _clicked(self, index: QModelIndex) -> None:
+        """A click on the selected row jumps the viewer back to it (after the reader scrolled)."""
+        finding = self.selected_finding()
+        if finding is not None and index.row() == self.model.row_of(finding.finding_pk):
+            self.finding_selected.emit(finding)
+
+    def _accept(self) -> None:
+        finding = self.selected_finding()
+        if finding is not None and self.accept_action.isEnabled():
+            self._advance_after_review = True
+            self.accept_requested.emit(finding.finding_pk)
+
+    def _reject(self) -> None:
+        finding = self.selected_finding()
+        if finding is None or not self.reject_action.isEnabled():
+            return
+        reason = self._reason_prompt(self, finding)
+        if reason is None:
+            return
+        self._advance_after_review = True
+        self.reject_requested.emit(finding.finding_pk, reason.strip())
+
+    def _edit(self) -> None:
+        finding = self.selected_finding()
+        if finding is not None and self.edit_action.isEnabled():
+            self.edit_requested.emit(finding.finding_pk)
+
+
+def _run_text(case: CaseDetail | None) -> str:
+    if case is None:
+        return NO_CASE_TEXT
+    run = case.current_run
+    manual = len(case.manual_findings)
+    if run is None:
+        return "No model has run on this case yet." + (f" {manual} manual." if manual else "")
+    count = len(run.findings)
+    text = (
+        f"{run.model_name} {run.model_version} on {run.provider.upper() or '?'}: "
+        f"{count} finding{'s' if count != 1 else ''}"
+    )
+    if manual:
+        text += f", {manual} manual"
+    return text + f" ({run.finished_at.astimezone():%Y-%m-%d %H:%M})"
+
+
+def _dim(label: QLabel) -> None:
+    palette = label.palette()
+    palette.setColor(
+        QPalette.ColorRole.WindowText, palette.color(QPalette.ColorRole.PlaceholderText)
+    )
+    label.setPalette(palette)

@@ -1,0 +1,426 @@
+"""The worklist: every case in the database, filtered by status and patient, opened by Enter.
+
+Cases are read a page at a time (``db.worklist.list_cases``) and more are fetched as the table
+scrolls, so a database of 100,000 cases opens as fast as one of ten. Ordering is what the
+database can do with its indexes: by study date (either way) or by import time; sorting a
+partly fetched list by patient or status in the view would be wrong, so those headers do not
+sort.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from enum import IntEnum
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QBrush, QColor, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from meddiag_desktop.db.engine import Database
+from meddiag_desktop.db.errors import CaseDatabaseError
+from meddiag_desktop.db.records import CaseStatus, CaseSummary, WorklistOrder, WorklistQuery
+from meddiag_desktop.db.worklist import counts_by_status, list_cases
+
+log = logging.getLogger(__name__)
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+PAGE_SIZE = 100
+SEARCH_DELAY_MS = 250
+EMPTY_TEXT = "No cases yet: open a folder or the demo case."
+NO_MATCH_TEXT = "No cases match the filter."
+
+
+class Column(IntEnum):
+    PATIENT = 0
+    PATIENT_ID = 1
+    STUDY_DATE = 2
+    MODALITY = 3
+    DESCRIPTION = 4
+    STATUS = 5
+    IMPORTED = 6
+
+
+COLUMNS = ("Patient", "Patient ID", "Study date", "Modality", "Description", "Status", "Imported")
+SORTABLE = (Column.STUDY_DATE, Column.IMPORTED)
+
+STATUS_TEXT = {
+    CaseStatus.NEW: "New",
+    CaseStatus.ANALYSED: "Analysed",
+    CaseStatus.IN_REVIEW: "In review",
+    CaseStatus.SIGNED: "Signed",
+    CaseStatus.FAILED: "Failed",
+}
+STATUS_COLOURS = {
+    CaseStatus.NEW: QColor("#8fb8e8"),
+    CaseStatus.ANALYSED: QColor("#e3b341"),  # waiting for a reader
+    CaseStatus.IN_REVIEW: QColor("#d8a657"),
+    CaseStatus.SIGNED: QColor("#6cc283"),
+    CaseStatus.FAILED: QColor("#ff6b6b"),
+}
+
+
+def patient_name_text(dicom_name: str) -> str:
+    """'DOE^JANE^^^' as 'DOE JANE': the alphabetic group, components joined by spaces."""
+    alphabetic = dicom_name.split("=", 1)[0]
+    return " ".join(part.strip() for part in alphabetic.split("^") if part.strip())
+
+
+def description_text(summary: CaseSummary) -> str:
+    parts = [summary.study_description, summary.series_description]
+    return " — ".join(p for p in parts if p)
+
+
+def cell_text(summary: CaseSummary, column: Column) -> str:
+    if column is Column.PATIENT:
+        return patient_name_text(summary.patient_name) or "(no name)"
+    if column is Column.PATIENT_ID:
+        return summary.patient_id
+    if column is Column.STUDY_DATE:
+        return summary.study_date.isoformat() if summary.study_date else ""
+    if column is Column.MODALITY:
+        return summary.modality
+    if column is Column.DESCRIPTION:
+        return description_text(summary)
+    if column is Column.STATUS:
+        return STATUS_TEXT[summary.status]
+    return summary.imported_at.astimezone().strftime("%Y-%m-%d %H:%M")  # local time
+
+
+class WorklistModel(QAbstractTableModel):
+    """Cases matching one query, fetched a page at a time as the view asks for more."""
+
+    load_failed = Signal(str)
+
+    def __init__(self, database: Database, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._db = database
+        self._query = WorklistQuery(page_size=PAGE_SIZE)
+        self._rows: list[CaseSummary] = []
+        self._total = 0
+        self._next_page = 0
+
+    @property
+    def query(self) -> WorklistQuery:
+        return self._query
+
+    @property
+    def total(self) -> int:
+        """How many cases match the query (not only those fetched so far)."""
+        return self._total
+
+    def set_database(self, database: Database) -> None:
+        """Read from another database from the next fetch on (call :meth:`reload` after)."""
+        self._db = database
+
+    def set_query(self, query: WorklistQuery) -> None:
+        self._query = replace(query, page=0, page_size=PAGE_SIZE)
+        self.reload()
+
+    def reload(self) -> None:
+        """Drop what was fetched and read the first page again."""
+        self.beginResetModel()
+        self._rows = []
+        self._total = 0
+        self._next_page = 0
+        self.endResetModel()
+        self._fetch_page()
+
+    def summary_at(self, row: int) -> CaseSummary:
+        return self._rows[row]
+
+    def row_of(self, case_id: int) -> int:
+        return next((i for i, s in enumerate(self._rows) if s.case_id == case_id), -1)
+
+    def canFetchMore(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: B008 - Qt API
+        return not parent.isValid() and len(self._rows) < self._total
+
+    def fetchMore(self, parent: AnyIndex = QModelIndex()) -> None:  # noqa: B008 - Qt API
+        if not parent.isValid():
+            self._fetch_page()
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt API
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt API
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> object:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if section in SORTABLE:
+                return "Click to sort by this column"
+            return "The worklist sorts by study date or import time"
+        if role == Qt.ItemDataRole.InitialSortOrderRole:
+            return Qt.SortOrder.DescendingOrder  # newest first on the first click
+        return None
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid():
+            return None
+        summary = self._rows[index.row()]
+        column = Column(index.column())
+        if role == Qt.ItemDataRole.DisplayRole:
+            return cell_text(summary, column)
+        if role == Qt.ItemDataRole.ForegroundRole and column is Column.STATUS:
+            return QBrush(STATUS_COLOURS[summary.status])
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return (
+                f"{patient_name_text(summary.patient_name)} ({summary.patient_id})\n"
+                f"{description_text(summary)}\nCase {summary.case_id}, "
+                f"{STATUS_TEXT[summary.status].lower()}"
+            )
+        if role == Qt.ItemDataRole.UserRole:
+            return summary.case_id
+        return None
+
+    def _fetch_page(self) -> None:
+        query = replace(self._query, page=self._next_page)
+        try:
+            page = list_cases(self._db, query)
+        except CaseDatabaseError as exc:
+            self.load_failed.emit(f"The worklist cannot be read: {exc}")
+            return
+        known = {s.case_id for s in self._rows}
+        new = [s for s in page.items if s.case_id not in known]  # a case imported meanwhile
+        self._total = page.total
+        self._next_page += 1
+        if not new:
+            self._total = len(self._rows)  # nothing more to fetch, whatever the count said
+            return
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+        self._rows.extend(new)
+        self.endInsertRows()
+
+
+class WorklistPanel(QWidget):
+    """Search box, status filter and the case table; asks the window to open a case."""
+
+    case_open_requested = Signal(int)  # case id (double-click or Enter)
+    load_failed = Signal(str)  # the database could not be read; the message says why
+
+    def __init__(self, database: Database, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._db = database
+        self._order = WorklistOrder.NEWEST_STUDY
+
+        self.search_box = QLineEdit()
+        self.search_box.setPlaceholderText("Search patient name or ID")
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.setToolTip(
+            "The start of the patient's name (family name first, e.g. doe j) or of the ID"
+        )
+        self.status_filter = QComboBox()
+        self.status_filter.setToolTip("Show cases with this status")
+        self.status_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setToolTip("Read the worklist again (F5)")
+        self.refresh_button.setShortcut("F5")
+
+        self.model = WorklistModel(database, self)
+        self.model.load_failed.connect(self.load_failed)
+        self.table = QTableView()
+        self.table.setObjectName("worklistTable")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(Column.DESCRIPTION, QHeaderView.ResizeMode.Stretch)
+        header.setSectionsClickable(True)
+        header.setSortIndicatorShown(True)
+        header.setSortIndicator(Column.STUDY_DATE, Qt.SortOrder.DescendingOrder)
+        header.sortIndicatorChanged.connect(self._sort_requested)
+
+        self.empty_label = QLabel(EMPTY_TEXT)
+        self.empty_label.setObjectName("worklistEmpty")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        _dim(self.empty_label, larger=True)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.table)
+        self.stack.addWidget(self.empty_label)
+        self.count_label = QLabel()
+        self.count_label.setObjectName("worklistCount")
+        _dim(self.count_label)
+
+        filters = QHBoxLayout()
+        filters.addWidget(self.search_box, 1)
+        filters.addWidget(self.status_filter)
+        filters.addWidget(self.refresh_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(filters)
+        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.count_label)
+
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(SEARCH_DELAY_MS)
+        self._search_timer.timeout.connect(self._apply_filters)
+        self.search_box.textChanged.connect(self._search_timer.start)
+        self.search_box.returnPressed.connect(self._apply_filters)
+        self.status_filter.activated.connect(self._apply_filters)
+        self.refresh_button.clicked.connect(self.refresh)
+        self.table.activated.connect(self._activated)
+        self.model.modelReset.connect(self._update_state)
+        self.model.rowsInserted.connect(self._update_state)
+
+        self._fill_status_filter()
+        self._apply_filters()
+
+    @property
+    def order(self) -> WorklistOrder:
+        return self._order
+
+    @property
+    def status(self) -> CaseStatus | None:
+        """The status shown, or None for all."""
+        value = self.status_filter.currentData()
+        return CaseStatus(value) if value else None
+
+    def set_database(self, database: Database) -> None:
+        """Show another database's cases (after the settings changed)."""
+        self._db = database
+        self.model.set_database(database)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read counts and cases again, keeping the filters, order and selected case."""
+        selected = self.selected_case_id()
+        self._fill_status_filter()
+        self._apply_filters()
+        if selected is not None:
+            self.select_case(selected)
+
+    def set_status_filter(self, status: CaseStatus | None) -> None:
+        index = self.status_filter.findData(status.value if status else "")
+        self.status_filter.setCurrentIndex(max(index, 0))
+        self._apply_filters()
+
+    def selected_case_id(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.summary_at(rows[0].row()).case_id if rows else None
+
+    def select_case(self, case_id: int) -> bool:
+        row = self.model.row_of(case_id)
+        if row >= 0:
+            self.table.selectRow(row)
+        return row >= 0
+
+    def _fill_status_filter(self) -> None:
+        try:
+            counts = counts_by_status(self._db)
+        except CaseDatabaseError as exc:
+            self.load_failed.emit(f"The worklist cannot be read: {exc}")
+            counts = {}
+        current = self.status_filter.currentData() or ""
+        self.status_filter.blockSignals(True)
+        self.status_filter.clear()
+        self.status_filter.addItem(f"All ({sum(counts.values())})", "")
+        for status, text in STATUS_TEXT.items():
+            self.status_filter.addItem(f"{text} ({counts.get(status, 0)})", status.value)
+        self.status_filter.setCurrentIndex(max(self.status_filter.findData(current), 0))
+        self.status_filter.blockSignals(False)
+
+    def _apply_filters(self) -> None:
+        self._search_timer.stop()
+        status = self.status
+        self.model.set_query(
+            WorklistQuery(
+                statuses=(status,) if status is not None else (),
+                patient=self.search_box.text().strip(),
+                order=self._order,
+            )
+        )
+
+    def _sort_requested(self, section: int, order: Qt.SortOrder) -> None:
+        if section == Column.STUDY_DATE:
+            descending = order == Qt.SortOrder.DescendingOrder
+            self._order = WorklistOrder.NEWEST_STUDY if descending else WorklistOrder.OLDEST_STUDY
+        elif section == Column.IMPORTED:
+            self._order = WorklistOrder.NEWEST_IMPORT  # the database sorts imports newest first
+        self._show_order()
+        self._apply_filters()
+
+    def _show_order(self) -> None:
+        """Put the header's arrow where the database's order is (other columns do not sort)."""
+        header = self.table.horizontalHeader()
+        header.blockSignals(True)
+        if self._order is WorklistOrder.NEWEST_IMPORT:
+            header.setSortIndicator(Column.IMPORTED, Qt.SortOrder.DescendingOrder)
+        else:
+            newest = self._order is WorklistOrder.NEWEST_STUDY
+            header.setSortIndicator(
+                Column.STUDY_DATE,
+                Qt.SortOrder.DescendingOrder if newest else Qt.SortOrder.AscendingOrder,
+            )
+        header.blockSignals(False)
+
+    def _activated(self, index: QModelIndex) -> None:
+        if index.isValid():
+            self.case_open_requested.emit(self.model.summary_at(index.row()).case_id)
+
+    def _update_state(self) -> None:
+        filtered = bool(self.search_box.text().strip()) or self.status is not None
+        empty = self.model.rowCount() == 0
+        self.empty_label.setText(NO_MATCH_TEXT if filtered else EMPTY_TEXT)
+        self.stack.setCurrentWidget(self.empty_label if empty else self.table)
+        total, shown = self.model.total, self.model.rowCount()
+        noun = "case" if total == 1 else "cases"
+        self.count_label.setText(
+            f"{total} {noun}" if shown >= total else f"Showing {shown} of {total} {noun}"
+        )
+        if not empty:
+            self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        for column in Column:
+            if column is not Column.DESCRIPTION:
+                self.table.resizeColumnToContents(column)
+
+
+def _dim(label: QLabel, larger: bool = False) -> None:
+    """Secondary text in the theme's placeholder colour (no style sheet needed)."""
+    palette = label.palette()
+    palette.setColor(
+        QPalette.ColorRole.WindowText, palette.color(QPalette.ColorRole.PlaceholderText)
+    )
+    label.setPalette(palette)
+    if larger:
+        font = label.font()
+        font.setPointSizeF(font.pointSizeF() * 1.2)
+        label.setFont(font)
