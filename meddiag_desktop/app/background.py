@@ -39,7 +39,7 @@ class _Task(QRunnable):
     def run(self) -> None:
         try:
             result = self._job(self._report)
-        except ScanError as exc:
+        except (ScanError, ValueError, OSError) as exc:  # the user's file, disk or database
             self._events.failed.emit(self._request_id, str(exc))
         except MemoryError:
             self._events.failed.emit(self._request_id, "Not enough memory to open this scan.")

@@ -13,20 +13,24 @@ from collections.abc import Sequence
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from meddiag_desktop import __version__
+from meddiag_desktop.app.app_settings import AppSettings
 from meddiag_desktop.app.main_window import APP_NAME, MainWindow
 from meddiag_desktop.app.message_bar import MessageLevel
 from meddiag_desktop.app.scan_controller import ScanController
 from meddiag_desktop.app.theme import apply_dark_theme
+from meddiag_desktop.db.engine import Database
+from meddiag_desktop.db.records import UserRole
+from meddiag_desktop.db.users import ensure_user
 from meddiag_desktop.user_folders import demo_case_dir
 
 ORGANIZATION = "MedDiag"
 DEMO_NOTICE = (
     "Demo case: a synthetic chest CT phantom (not a patient), made on this computer the first "
-    "time. Running the bundled demo model from the window comes in a later version; from a "
-    "terminal: meddiag infer <demo folder> --model demo-lung-nodules --out <folder>."
+    "time. Run the bundled demo model with Case → Run Model (Ctrl+R), then review its findings "
+    "on the right."
 )
 
 
@@ -48,8 +52,19 @@ def configure_pyqtgraph() -> None:
 
 
 def build_window(settings: QSettings) -> MainWindow:
-    """The main window with its controller; used by :func:`main` and the GUI tests."""
-    return MainWindow(ScanController(), settings)
+    """The main window with its controllers and the case database the settings name.
+
+    Used by :func:`main` and the GUI tests. Raises ValueError/OSError with a readable message
+    when the database cannot be opened (locked, read-only, newer than this app).
+    """
+    app_settings = AppSettings.load(settings)
+    database = Database.open(app_settings.database_settings())
+    try:
+        ensure_user(database, database.actor, UserRole.RADIOLOGIST)
+        return MainWindow(ScanController(), settings, database, app_settings)
+    except BaseException:
+        database.close()
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,11 +79,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationName(APP_NAME)
     app.setApplicationVersion(__version__)
     apply_dark_theme(app)
-    window = build_window(QSettings(ORGANIZATION, APP_NAME))
+    try:
+        window = build_window(QSettings(ORGANIZATION, APP_NAME))
+    except (ValueError, OSError) as exc:
+        QMessageBox.critical(
+            None,
+            APP_NAME,
+            f"The case database could not be opened:\n\n{exc}\n\nNothing was changed.",
+        )
+        return 2
     window.show()
     if args.demo:
         window.open_demo(demo_case_dir())
         window.show_notice(DEMO_NOTICE, MessageLevel.INFO)
     elif args.path:
         window.open_path(args.path)
-    return app.exec()
+    code = app.exec()
+    window.database.close()
+    return code

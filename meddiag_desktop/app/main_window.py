@@ -1,13 +1,16 @@
-"""The workstation window: series list on the left, slice view on the right, notices around.
+"""The workstation window: worklist and series on the left, the MPR viewer, findings on the right.
 
-The window only turns user actions into controller calls and controller events into widgets;
-reading files happens in :class:`ScanController` off the GUI thread.
+The window turns user actions into controller calls and controller events into widgets; reading
+files, importing cases and running models happen off the GUI thread in the controllers. Every
+answer that comes back is checked against what is open now, so a slow result for case A never
+paints over case B.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -16,22 +19,44 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QPushButton,
     QSplitter,
+    QTabWidget,
+    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
 from meddiag_desktop import __version__
+from meddiag_desktop.app.app_settings import AppSettings
+from meddiag_desktop.app.case_controller import CaseController, OpenedCase
+from meddiag_desktop.app.findings_panel import FindingsPanel, run_label_colours
+from meddiag_desktop.app.inference_controller import (
+    FinishedRun,
+    InferenceController,
+    RunRequest,
+    RunTag,
+)
 from meddiag_desktop.app.message_bar import MessageBar, MessageLevel
+from meddiag_desktop.app.model_picker import ModelPickerDialog
+from meddiag_desktop.app.review_controller import ReviewController
 from meddiag_desktop.app.scan_controller import ScanController
 from meddiag_desktop.app.series_details import SeriesDetails
 from meddiag_desktop.app.series_table import SeriesTable
+from meddiag_desktop.app.settings_dialog import SettingsDialog
+from meddiag_desktop.app.viewer_tools import ViewerTools
+from meddiag_desktop.app.worklist_panel import WorklistPanel
+from meddiag_desktop.db.engine import Database
+from meddiag_desktop.db.records import CaseDetail, StoredFinding
 from meddiag_desktop.domain import SeriesInfo, Volume
-from meddiag_desktop.viewer.slice_view import SliceView
+from meddiag_desktop.inference.card import ModelCard
+from meddiag_desktop.viewer.mpr_viewer import MprViewer
 
 APP_NAME = "MedDiag Desktop"
 CLINICAL_NOTICE = "Not for clinical use"
 _FILE_FILTER = "Scans (*.dcm *.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr *.ima *.img);;All files (*)"
+_RECENT_KEY = "paths/recent"
+_RECENT_COUNT = 8
 
 
 def about_text() -> str:
@@ -45,44 +70,64 @@ def about_text() -> str:
 
 
 class MainWindow(QMainWindow):
-    """Menus, series table, slice view, message strip and status bar."""
+    """Menus and toolbar, worklist/series tabs, viewer, findings panel, status bar."""
 
-    def __init__(self, controller: ScanController, settings: QSettings) -> None:
+    def __init__(
+        self,
+        controller: ScanController,
+        settings: QSettings,
+        database: Database,
+        app_settings: AppSettings | None = None,
+    ) -> None:
         super().__init__()
         self._controller = controller
         self._settings = settings
+        self._db = database
+        self._app_settings = app_settings or AppSettings.load(settings)
         self._current_key = ""
+        self._wanted_key = ""  # a series to select when its folder has been listed
+        self._series: SeriesInfo | None = None
+        self._volume: Volume | None = None
+        self._case: CaseDetail | None = None
+        self._labels: np.ndarray | None = None
+        self._editing: StoredFinding | None = None  # the finding the brush is editing
+        self._adding_manual = False
+        self.cases = CaseController(database, parent=self)
+        self.inference = InferenceController(self)
+        self.review = ReviewController(database, self)
         self.setWindowTitle(f"{APP_NAME} — {CLINICAL_NOTICE}")
         self.setAcceptDrops(True)
         self._build_central()
-        self._build_menus()
+        self.tools = ViewerTools(self.viewer, self)
+        self._build_menus_and_toolbar()
         self._build_status_bar()
-        self._connect_controller()
+        self._connect()
         self._restore_settings()
+        self._update_actions()
 
     # ---- building ----------------------------------------------------------------------------
     def _build_central(self) -> None:
         self.message_bar = MessageBar()
+        self.worklist = WorklistPanel(self._db)
         self.series_table = SeriesTable()
-        self.series_table.series_chosen.connect(self._series_chosen)
         self.series_details = SeriesDetails()
-        self.series_table.series_hovered.connect(self.series_details.show_hovered)
-        self.slice_view = SliceView()
-
-        title = QLabel("Series")
-        title.setObjectName("panelTitle")
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(title)
-        left_layout.addWidget(self.series_table, 1)
-        left_layout.addWidget(self.series_details)
+        series_page = QWidget()
+        series_layout = QVBoxLayout(series_page)
+        series_layout.setContentsMargins(0, 0, 0, 0)
+        series_layout.addWidget(self.series_table, 1)
+        series_layout.addWidget(self.series_details)
+        self.left_tabs = QTabWidget()
+        self.left_tabs.addTab(self.worklist, "Worklist")
+        self.left_tabs.addTab(series_page, "Series")
+        self.viewer = MprViewer()
+        self.findings = FindingsPanel()
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(self.slice_view)
+        for widget in (self.left_tabs, self.viewer, self.findings):
+            self.splitter.addWidget(widget)
         self.splitter.setStretchFactor(0, 2)
-        self.splitter.setStretchFactor(1, 3)
+        self.splitter.setStretchFactor(1, 5)
+        self.splitter.setStretchFactor(2, 2)
         self.splitter.setChildrenCollapsible(False)
 
         central = QWidget()
@@ -92,23 +137,82 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
 
-    def _build_menus(self) -> None:
+    def _build_menus_and_toolbar(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        self._add_action(file_menu, "Open &Folder…", QKeySequence("Ctrl+O"), self._ask_folder)
-        self._add_action(file_menu, "Open F&ile…", QKeySequence("Ctrl+Shift+O"), self._ask_file)
+        self.open_folder_action = self._action("Open &Folder…", "Ctrl+O", self._ask_folder)
+        self.open_file_action = self._action("Open F&ile…", "Ctrl+Shift+O", self._ask_file)
+        file_menu.addAction(self.open_folder_action)
+        file_menu.addAction(self.open_file_action)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
         file_menu.addSeparator()
-        self._add_action(
-            file_menu, "&Quit", QKeySequence(QKeySequence.StandardKey.Quit), self.close
+        file_menu.addAction(self._action("&Settings…", "Ctrl+,", self._edit_settings))
+        file_menu.addSeparator()
+        file_menu.addAction(
+            self._action("&Quit", QKeySequence(QKeySequence.StandardKey.Quit), self.close)
         )
-        help_menu = self.menuBar().addMenu("&Help")
-        self._add_action(help_menu, "&About MedDiag Desktop", None, self._show_about)
 
-    def _add_action(self, menu, text: str, shortcut: QKeySequence | None, slot) -> QAction:
+        case_menu = self.menuBar().addMenu("&Case")
+        self.run_action = self._action("&Run Model…", "Ctrl+R", self._ask_model_and_run)
+        self.cancel_action = self._action("&Cancel Run", "Ctrl+.", self.inference.cancel)
+        self.save_edit_action = self._action("&Save Edit", "Ctrl+S", self.save_edit)
+        self.discard_edit_action = self._action("&Discard Edit", None, self.discard_edit)
+        self.refresh_action = self._action("Refresh &Worklist", "F5", self.worklist.refresh)
+        for action in (
+            self.run_action,
+            self.cancel_action,
+            None,
+            self.save_edit_action,
+            self.discard_edit_action,
+            None,
+            self.refresh_action,
+        ):
+            if action is None:
+                case_menu.addSeparator()
+            else:
+                case_menu.addAction(action)
+
+        tools_menu = self.menuBar().addMenu("&Tools")
+        tools_menu.addActions(self.tools.tool_actions)
+        tools_menu.addSeparator()
+        tools_menu.addActions([*self.tools.edit_actions, self.tools.clear_action])
+
+        view_menu = self.menuBar().addMenu("&View")
+        maximise = self._action("&Maximise View", "F", lambda: self.viewer.toggle_maximise())
+        reset = self._action("Reset &Zoom", "Ctrl+0", self.viewer.reset_views)
+        view_menu.addActions([maximise, reset])
+
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self._action("&About MedDiag Desktop", None, self._show_about))
+
+        toolbar = QToolBar("Main")
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        toolbar.addActions([self.open_folder_action, self.open_file_action])
+        toolbar.addSeparator()
+        toolbar.addActions([self.run_action, self.cancel_action])
+        toolbar.addSeparator()
+        toolbar.addActions(self.tools.tool_actions)
+        toolbar.addSeparator()
+        toolbar.addActions(
+            [
+                self.tools.undo_action,
+                self.tools.redo_action,
+                self.save_edit_action,
+                self.discard_edit_action,
+            ]
+        )
+        self.addToolBar(toolbar)
+        self._fill_recent_menu()
+
+    def _action(self, text: str, shortcut, slot) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
-            action.setShortcut(shortcut)
-        action.triggered.connect(slot)
-        menu.addAction(action)
+            action.setShortcut(QKeySequence(shortcut))
+            action.setToolTip(
+                f"{text.replace('&', '').rstrip('…')} ({QKeySequence(shortcut).toString()})"
+            )
+        action.triggered.connect(lambda _checked=False: slot())
         return action
 
     def _build_status_bar(self) -> None:
@@ -117,15 +221,24 @@ class MainWindow(QMainWindow):
         self.progress_bar.setFixedWidth(180)
         self.progress_bar.setTextVisible(False)
         self.progress_bar.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.inference.cancel)
+        self.cancel_button.hide()
+        self.provider_label = QLabel()
+        self.provider_label.setObjectName("providerLabel")
         self.clinical_notice = QLabel(CLINICAL_NOTICE.upper())
         self.clinical_notice.setObjectName("clinicalNotice")
         self.clinical_notice.setToolTip("MedDiag Desktop is not a medical device (Help → About)")
         status = self.statusBar()
+        status.addPermanentWidget(self.provider_label)
         status.addPermanentWidget(self.progress_bar)
+        status.addPermanentWidget(self.cancel_button)
         status.addPermanentWidget(self.clinical_notice)
-        status.showMessage("Open a folder (Ctrl+O) or a file (Ctrl+Shift+O), or drop one here.")
+        status.showMessage(
+            "Open a case from the worklist, a folder (Ctrl+O) or a file, or drop one."
+        )
 
-    def _connect_controller(self) -> None:
+    def _connect(self) -> None:
         c = self._controller
         c.discovery_started.connect(self._discovery_started)
         c.series_found.connect(self._series_found)
@@ -133,33 +246,167 @@ class MainWindow(QMainWindow):
         c.volume_loaded.connect(self._volume_loaded)
         c.scan_failed.connect(self._scan_failed)
         c.progress_changed.connect(self._progress_changed)
-        c.busy_changed.connect(self.progress_bar.setVisible)
+        c.busy_changed.connect(self._busy_changed)
+        self.series_table.series_chosen.connect(self._series_chosen)
+        self.series_table.series_hovered.connect(self.series_details.show_hovered)
+        self.worklist.case_open_requested.connect(self.open_case)
+        self.worklist.load_failed.connect(self.show_error)
+        self.cases.case_opened.connect(self._case_opened)
+        self.cases.case_failed.connect(self.show_error)
+        self.inference.run_started.connect(self._run_started)
+        self.inference.progress_changed.connect(self._run_progressed)
+        self.inference.run_finished.connect(self._run_finished)
+        self.inference.run_failed.connect(self._run_failed)
+        self.inference.run_cancelled.connect(self._run_cancelled)
+        self.review.case_loaded.connect(self._case_changed)
+        self.review.case_changed.connect(self._case_changed)
+        self.review.review_failed.connect(self.show_error)
+        self.findings.finding_selected.connect(self._finding_selected)
+        self.findings.accept_requested.connect(self.review.accept)
+        self.findings.reject_requested.connect(self.review.reject)
+        self.findings.sign_off_requested.connect(self.review.sign_off)
+        self.findings.edit_requested.connect(self.edit_finding)
+        self.findings.add_manual_requested.connect(self.add_manual_finding)
+        self.viewer.hover_info_changed.connect(self._hover_info)
+        self.tools.mask_edited.connect(self._update_actions)
 
     # ---- public API --------------------------------------------------------------------------
-    def open_path(self, path: Path | str) -> None:
+    @property
+    def database(self) -> Database:
+        return self._db
+
+    @property
+    def case(self) -> CaseDetail | None:
+        return self._case
+
+    @property
+    def volume(self) -> Volume | None:
+        return self._volume
+
+    def open_path(self, path: Path | str, series_key: str = "") -> None:
         """Open a folder or file: list its series, and load it when there is just one."""
-        self._settings.setValue("paths/last_open", str(Path(path).expanduser().parent))
-        self._controller.open_path(path)
+        target = Path(path).expanduser()
+        self._settings.setValue("paths/last_open", str(target.parent))
+        self._remember_recent(target)
+        self._wanted_key = series_key
+        self._controller.open_path(target)
 
     def open_demo(self, folder: Path) -> None:
         """Open (making it first if needed) the synthetic demo case kept in ``folder``."""
+        self._wanted_key = ""
         self._controller.open_demo(folder)
+
+    def open_case(self, case_id: int) -> None:
+        """Open a worklist case: its series from where it was imported."""
+        try:
+            from meddiag_desktop.db.cases import get_case
+
+            detail = get_case(self._db, case_id)
+        except ValueError as exc:
+            self.show_error(str(exc))
+            return
+        location = Path(detail.series.location)
+        if not location.exists():
+            self.show_error(
+                f"The scan of case {case_id} is no longer at {location}: it was moved or "
+                "deleted. Its findings and reviews are kept in the database."
+            )
+            return
+        self.open_path(location, detail.series.key)
+
+    def run_model(self, card: ModelCard, allow_modality_mismatch: bool = False) -> RunTag | None:
+        """Run ``card`` on the open scan in the background; the run is stored with the case."""
+        if self._volume is None or self._series is None or self._case is None:
+            self.show_error("Open a scan first: the model runs on the scan in the viewer.")
+            return None
+        if self._case.signed_at is not None:
+            self.show_error("This case is signed; a signed case does not take new model runs.")
+            return None
+        self.discard_edit()
+        options = self._app_settings.inference_options(allow_modality_mismatch)
+        return self.inference.run(
+            RunRequest(self._volume, card, self._series, self._case.case_id, options, self._db)
+        )
+
+    def edit_finding(self, finding_pk: int) -> None:
+        """Hand the finding's lesion to the brush; Save Edit stores the re-measured finding."""
+        stored = self._stored_finding(finding_pk)
+        if stored is None or self._labels is None:
+            self.show_error("This finding has no mask to edit in this case's latest run.")
+            return
+        self._editing, self._adding_manual = stored, False
+        self.viewer.highlight_label_region(stored.finding, jump=True)
+        self.tools.activate(self.tools.brush)
+        self.show_notice(
+            f"Editing finding #{stored.finding.finding_id}: paint with the brush (B), erase (E), "
+            "undo (Ctrl+Z); Save Edit (Ctrl+S) stores the new measurements."
+        )
+        self._update_actions()
+
+    def add_manual_finding(self) -> None:
+        """Paint a lesion the model missed; Save Edit stores it as a manual finding."""
+        if self._volume is None or self._case is None:
+            self.show_error("Open a scan first.")
+            return
+        if self._labels is None:
+            self._set_labels(np.zeros(self._volume.shape_zyx, dtype=np.uint8), {1: "#ffd24a"})
+        self._editing, self._adding_manual = None, True
+        self.tools.activate(self.tools.brush)
+        self.show_notice(
+            "Paint the lesion with the brush (B; [ and ] change its size), then Save Edit "
+            "(Ctrl+S) to add it as a manual finding."
+        )
+        self._update_actions()
+
+    def save_edit(self) -> None:
+        """Store the edited or painted lesion's measurements as a review / manual finding."""
+        editor = self.tools.editor
+        if editor is None or not (self._editing or self._adding_manual):
+            return
+        if self._editing is not None:
+            edited = editor.edited_finding(self._editing.finding)
+            if edited is None:
+                self.show_error("The lesion was erased completely: reject the finding instead.")
+                return
+            saved = self.review.edit(self._editing.finding_pk, edited)
+        else:
+            seed = editor.last_painted_voxel
+            if seed is None:
+                self.show_error("Nothing was painted: paint the lesion first.")
+                return
+            finding = editor.finding_for(seed, finding_id=self._next_manual_number())
+            if finding is None:
+                self.show_error("Nothing was painted at that place: paint the lesion first.")
+                return
+            saved = self.review.add_manual(finding)
+        if saved:
+            editor.mark_saved()
+            self._end_edit()
+            self.show_notice("Saved.")
+
+    def discard_edit(self) -> None:
+        """Leave editing; unsaved strokes are undone so the overlay shows what is stored."""
+        editor = self.tools.editor
+        if editor is not None:
+            while editor.is_dirty and editor.undo():
+                pass
+            self.viewer.refresh_overlay()
+        self._end_edit()
 
     def show_error(self, message: str) -> None:
         """Non-modal, so it never blocks reading (or a test); stays until dismissed."""
         self.message_bar.show_message(message, MessageLevel.ERROR)
-        self.statusBar().showMessage("Could not open the scan: see the message above.")
 
     def show_notice(self, message: str, level: MessageLevel = MessageLevel.INFO) -> None:
         self.message_bar.show_message(message, level)
 
-    # ---- controller events -------------------------------------------------------------------
+    # ---- scans -------------------------------------------------------------------------------
     def _discovery_started(self, path: str) -> None:
         self._current_key = ""
         self.message_bar.dismiss()
         self.series_table.set_series([])
         self.series_details.set_series([])
-        self.slice_view.clear()
+        self._close_scan()
         self.setWindowTitle(f"{Path(path).name} — {APP_NAME} — {CLINICAL_NOTICE}")
         self.statusBar().showMessage(f"Reading {path} …")
 
@@ -168,11 +415,14 @@ class MainWindow(QMainWindow):
         self.series_details.set_series(found)
         loadable = [s for s in found if s.loadable]
         self.statusBar().showMessage(f"{len(found)} series found, {len(loadable)} can be opened.")
-        if len(loadable) == 1:
-            self.series_table.select_series(loadable[0].key)
+        wanted = [s for s in loadable if s.key == self._wanted_key]
+        if wanted or len(loadable) == 1:
+            self.series_table.select_series((wanted or loadable)[0].key)
         elif loadable:
+            self.left_tabs.setCurrentIndex(1)
             self.show_notice(f"{len(loadable)} series can be opened: choose one in the list.")
         else:
+            self.left_tabs.setCurrentIndex(1)
             self.show_notice(
                 "None of these series can be opened as a 3-D scan; the list says why.",
                 MessageLevel.WARNING,
@@ -184,24 +434,168 @@ class MainWindow(QMainWindow):
 
     def _loading_started(self, series: SeriesInfo) -> None:
         self._current_key = series.key
+        self._close_scan()
         self.statusBar().showMessage(f"Loading {series.description or series.key} …")
 
     def _volume_loaded(self, volume: Volume, series: SeriesInfo) -> None:
-        self.slice_view.set_volume(volume)
+        self._volume, self._series = volume, series
+        self.viewer.set_volume(volume)
         self.series_details.set_opened(series)
         x, y, z = volume.size_xyz
         name = series.description or Path(volume.source).name or series.key
         self.statusBar().showMessage(f"{name}: {x} × {y} × {z} voxels, {volume.modality or '?'}")
+        self.cases.open_series(series)
+        self._update_actions()
 
     def _scan_failed(self, message: str) -> None:
         self._current_key = ""  # picking the same series again retries it
         self.show_error(message)
+        self.statusBar().showMessage("Could not open the scan: see the message above.")
+
+    def _close_scan(self) -> None:
+        if self.inference.running:
+            self.inference.cancel()
+        self.discard_edit()
+        self._volume = self._series = self._case = None
+        self.viewer.clear()
+        self.tools.clear()
+        self.tools.set_labels(None, None)
+        self._labels = None
+        self.findings.set_case(None)
+        self._update_actions()
+
+    # ---- cases and runs ----------------------------------------------------------------------
+    def _case_opened(self, opened: OpenedCase) -> None:
+        if self._series is None or opened.series_key != self._series.key:
+            return  # the reader has moved on to another scan
+        self._case = opened.detail
+        self.findings.set_case(opened.detail)
+        colours = run_label_colours(opened.detail.current_run)
+        self._set_labels(opened.labels_zyx, colours)
+        self.worklist.refresh()
+        self.worklist.select_case(opened.detail.case_id)
+        self._update_actions()
+
+    def _case_changed(self, detail: CaseDetail) -> None:
+        if self._case is None or detail.case_id != self._case.case_id:
+            return
+        self._case = detail
+        self.findings.set_case(detail)
+        self.worklist.refresh()
+        self._update_actions()
+
+    def _set_labels(self, labels: np.ndarray | None, colours: dict[int, str]) -> None:
+        self._labels = labels
+        if self._volume is None:
+            return
+        names = {}
+        run = self._case.current_run if self._case is not None else None
+        if run is not None and run.mask is not None:
+            names = dict(run.mask.label_names)
+        self.viewer.set_overlay(labels, colours, names)
+        self.tools.set_labels(labels, self._volume if labels is not None else None)
+
+    def _run_started(self, tag: RunTag) -> None:
+        self.progress_bar.setValue(0)
+        self.progress_bar.show()
+        self.cancel_button.show()
+        self.statusBar().showMessage("Starting the model …")
+        self._update_actions()
+
+    def _run_progressed(self, tag: RunTag, fraction: float, text: str) -> None:
+        if not self.inference.is_current(tag):
+            return
+        self.progress_bar.setValue(round(100 * fraction))
+        self.statusBar().showMessage(text)
+
+    def _run_finished(self, tag: RunTag, outcome: FinishedRun) -> None:
+        self._run_ended()
+        self.worklist.refresh()
+        if self._case is None or outcome.case_id != self._case.case_id:
+            return  # stored with its own case; the reader has opened another one since
+        result = outcome.result
+        self.provider_label.setText(f"Model ran on {result.provider.short_name.upper()}")
+        self.provider_label.setToolTip(result.provider.describe())
+        self.statusBar().showMessage(
+            f"{result.card.name}: {len(result.findings)} finding(s) in {outcome.elapsed_s:.0f} s "
+            f"on {result.provider.short_name.upper()}; saved with the case."
+        )
+        if self._series is not None:
+            self.cases.reopen(self._series.key, self._case.case_id)
+
+    def _run_failed(self, tag: RunTag, message: str) -> None:
+        self._run_ended()
+        self.worklist.refresh()
+        self.show_error(f"The model run failed: {message} The case is unchanged.")
+
+    def _run_cancelled(self, tag: RunTag) -> None:
+        self._run_ended()
+        self.worklist.refresh()
+        self.statusBar().showMessage("Run cancelled; nothing from it was kept.")
+
+    def _run_ended(self) -> None:
+        self.progress_bar.hide()
+        self.cancel_button.hide()
+        self._update_actions()
+
+    # ---- review ------------------------------------------------------------------------------
+    def _finding_selected(self, stored: StoredFinding) -> None:
+        if self._volume is not None:
+            self.viewer.highlight_label_region(stored.finding, jump=True)
+
+    def _stored_finding(self, finding_pk: int) -> StoredFinding | None:
+        if self._case is None:
+            return None
+        run = self._case.current_run
+        candidates = [*(run.findings if run else ()), *self._case.manual_findings]
+        return next((f for f in candidates if f.finding_pk == finding_pk), None)
+
+    def _next_manual_number(self) -> int:
+        if self._case is None:
+            return 1
+        return 1 + max((f.finding.finding_id for f in self._case.manual_findings), default=0)
+
+    def _end_edit(self) -> None:
+        self._editing, self._adding_manual = None, False
+        if self.tools.editor is not None:
+            self.tools.activate(None)
+        self._update_actions()
+
+    # ---- state of the actions ----------------------------------------------------------------
+    def _update_actions(self) -> None:
+        running = self.inference.running
+        case_open = self._case is not None and self._volume is not None
+        signed = case_open and self._case is not None and self._case.signed_at is not None
+        self.run_action.setEnabled(case_open and not running and not signed)
+        self.cancel_action.setEnabled(running)
+        editing = self._editing is not None or self._adding_manual
+        self.save_edit_action.setEnabled(editing)
+        self.discard_edit_action.setEnabled(editing)
+
+    def _busy_changed(self, busy: bool) -> None:
+        if not self.inference.running:
+            self.progress_bar.setVisible(busy)
 
     def _progress_changed(self, fraction: float, text: str) -> None:
-        self.progress_bar.setValue(round(100 * fraction))
-        self.progress_bar.setToolTip(text)
+        if not self.inference.running:
+            self.progress_bar.setValue(round(100 * fraction))
+            self.progress_bar.setToolTip(text)
+
+    def _hover_info(self, text: str) -> None:
+        if text:
+            self.statusBar().showMessage(text)
 
     # ---- user actions ------------------------------------------------------------------------
+    def _ask_model_and_run(self) -> None:
+        if self._volume is None:
+            self.show_error("Open a scan first: the model runs on the scan in the viewer.")
+            return
+        chosen = ModelPickerDialog.choose(
+            self._app_settings.model_registry(), self._volume.modality, parent=self
+        )
+        if chosen is not None:
+            self.run_model(*chosen)
+
     def _start_dir(self) -> str:
         return str(self._settings.value("paths/last_open", str(Path.home())))
 
@@ -214,6 +608,34 @@ class MainWindow(QMainWindow):
         file, _ = QFileDialog.getOpenFileName(self, "Open file", self._start_dir(), _FILE_FILTER)
         if file:
             self.open_path(file)
+
+    def _edit_settings(self) -> None:
+        edited = SettingsDialog.edit(self._app_settings, self)
+        if edited is not None and edited != self._app_settings:
+            edited.save(self._settings)
+            restart = edited.database != self._app_settings.database
+            self._app_settings = edited
+            if restart:
+                self.show_notice("The new database location is used from the next start.")
+
+    def _remember_recent(self, path: Path) -> None:
+        recent = [str(path), *(p for p in self._recent_paths() if p != str(path))]
+        self._settings.setValue(_RECENT_KEY, recent[:_RECENT_COUNT])
+        self._fill_recent_menu()
+
+    def _recent_paths(self) -> list[str]:
+        value = self._settings.value(_RECENT_KEY, [])
+        if isinstance(value, str):
+            return [value]
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        paths = self._recent_paths()
+        for path in paths:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
+        self.recent_menu.setEnabled(bool(paths))
 
     def _show_about(self) -> None:
         QMessageBox.about(self, f"About {APP_NAME}", about_text())
@@ -231,8 +653,12 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._settings.setValue("window/geometry", self.saveGeometry())
+        self._settings.setValue("window/state", self.saveState())
         self._settings.setValue("window/splitter", self.splitter.saveState())
         self._settings.sync()
+        self.inference.cancel()
+        self.inference.shutdown()
+        self.cases.shutdown()
         self._controller.shutdown()
         super().closeEvent(event)
 
@@ -242,9 +668,12 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             available = self.screen().availableGeometry()
-            self.resize(min(1440, available.width()), min(900, available.height()))
+            self.resize(min(1600, available.width()), min(960, available.height()))
+        state = self._settings.value("window/state")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
         splitter = self._settings.value("window/splitter")
         if isinstance(splitter, QByteArray) and not splitter.isEmpty():
             self.splitter.restoreState(splitter)
         else:
-            self.splitter.setSizes([580, 860])
+            self.splitter.setSizes([420, 900, 460])

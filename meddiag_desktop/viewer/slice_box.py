@@ -1,7 +1,8 @@
-"""A pyqtgraph view box where the mouse wheel pages through slices instead of zooming.
+"""pyqtgraph view boxes where the mouse wheel pages through slices instead of zooming.
 
-Scrolling is what a reader does most; zoom stays on Ctrl+wheel (and right-drag, pyqtgraph's
-default), so nothing is lost.
+Scrolling is what a reader does most; zoom stays on Ctrl+wheel, so nothing is lost.
+:class:`SliceViewBox` (the single-plane view) keeps pyqtgraph's right-drag zoom;
+:class:`PlaneViewBox` (the MPR views) gives the buttons the jobs they have in a PACS.
 """
 
 from __future__ import annotations
@@ -31,3 +32,49 @@ class SliceViewBox(pg.ViewBox):
             self._pending_delta -= steps * _WHEEL_STEP
             self.wheel_scrolled.emit(-steps)  # wheel away from you = previous slice
         ev.accept()
+
+
+class PlaneViewBox(SliceViewBox):
+    """The view box of one MPR plane: every mouse button has the job a reader expects.
+
+    - left: press/drag/release in view coordinates (millimetres), for the crosshair or a tool;
+    - middle-drag: pan (pyqtgraph's own translation);
+    - right-drag: window/level, reported as the screen-pixel offset since the drag started;
+    - wheel: slice steps; Ctrl+wheel: zoom about the pointer (from :class:`SliceViewBox`).
+    """
+
+    left_pressed = Signal(float, float)
+    left_dragged = Signal(float, float)
+    left_released = Signal(float, float)
+    window_drag_started = Signal()
+    window_dragged = Signal(float, float)  # dx, dy in screen pixels since the drag started
+
+    def mouseClickEvent(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton:
+            ev.ignore()
+            return
+        ev.accept()
+        point = self.mapToView(ev.pos())
+        self.left_pressed.emit(point.x(), point.y())
+        self.left_released.emit(point.x(), point.y())
+
+    def mouseDragEvent(self, ev, axis=None) -> None:
+        button = ev.button()
+        if button == Qt.MouseButton.MiddleButton:
+            super().mouseDragEvent(ev, axis)  # pan
+            return
+        ev.accept()
+        if button == Qt.MouseButton.RightButton:
+            if ev.isStart():
+                self.window_drag_started.emit()
+            offset = ev.screenPos() - ev.buttonDownScreenPos(button)
+            self.window_dragged.emit(offset.x(), offset.y())
+        elif button == Qt.MouseButton.LeftButton:
+            point = self.mapToView(ev.pos())
+            if ev.isStart():
+                start = self.mapToView(ev.buttonDownPos(button))
+                self.left_pressed.emit(start.x(), start.y())
+            if ev.isFinish():
+                self.left_released.emit(point.x(), point.y())
+            else:
+                self.left_dragged.emit(point.x(), point.y())

@@ -1,8 +1,11 @@
 """Window/level choice for greyscale display, kept free of Qt so it is easy to test.
 
 CT values are calibrated (Hounsfield units), so fixed, named windows mean the same thing on every
-scanner; MR values are arbitrary, so the window follows the data (1st-99th percentile).
+scanner; MR values are arbitrary, so the window follows the data (percentiles of the voxels).
 Files without a modality (NIfTI, MHA) count as CT when their air sits at about -1000 HU.
+
+:class:`SliceWindower` turns a slice into 8-bit grey through a lookup table for 8- and 16-bit
+data (one table lookup per pixel, no float copy), so paging through a CT stays cheap.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 from meddiag_desktop.domain import Volume
 
 _SAMPLE_VOXELS = 2_000_000  # percentiles of a subsample are close enough and much faster
+DRAG_PIXELS_PER_WIDTH = 256  # a right-drag this long changes the width by its own size
 
 
 @dataclass(frozen=True)
@@ -36,19 +40,43 @@ class WindowLevel:
         return f"W {self.width:g}  L {self.level:g}"
 
 
+# Standard CT windows (width, level) in HU, as listed by Radiopaedia's "Windowing (CT)" article;
+# soft tissue stays first because it is the default of the whole workstation.
 CT_PRESETS: tuple[WindowLevel, ...] = (
     WindowLevel(400, 40, "Soft tissue"),
-    WindowLevel(1500, -600, "Lung"),
     WindowLevel(80, 40, "Brain"),
-    WindowLevel(2000, 500, "Bone"),
+    WindowLevel(200, 75, "Subdural"),
+    WindowLevel(40, 40, "Stroke"),
+    WindowLevel(1500, -600, "Lung"),
+    WindowLevel(350, 50, "Mediastinum"),
+    WindowLevel(400, 50, "Abdomen"),
+    WindowLevel(150, 30, "Liver"),
+    WindowLevel(1800, 400, "Bone"),
 )
+# (low, high) percentiles offered for uncalibrated data (MR, PET, unknown); the first is the default
+PERCENTILE_CHOICES: tuple[tuple[float, float], ...] = ((1.0, 99.0), (0.5, 99.5), (5.0, 95.0))
 
 
 def percentile_window(volume: Volume, low_pct: float = 1.0, high_pct: float = 99.0) -> WindowLevel:
     """The window spanning the given percentiles of the voxel values."""
     low, high = _percentiles(volume, (low_pct, high_pct))
-    width = max(high - low, 1e-6)
-    return WindowLevel(round(width, 3), round(low + width / 2, 3), "Auto (1-99 %)")
+    return _window_between(low, high, low_pct, high_pct)
+
+
+def percentile_windows(volume: Volume) -> tuple[WindowLevel, ...]:
+    """One window per entry of :data:`PERCENTILE_CHOICES`, from a single subsample."""
+    pcts = tuple(p for pair in PERCENTILE_CHOICES for p in pair)
+    values = _percentiles(volume, pcts)
+    return tuple(
+        _window_between(values[2 * i], values[2 * i + 1], low_pct, high_pct)
+        for i, (low_pct, high_pct) in enumerate(PERCENTILE_CHOICES)
+    )
+
+
+def value_range(volume: Volume) -> tuple[float, float]:
+    """(min, max) of a subsample of the voxels: scales right-drag and bounds the width."""
+    low, high = _percentiles(volume, (0.0, 100.0))
+    return low, high
 
 
 def looks_like_ct(volume: Volume) -> bool:
@@ -64,14 +92,90 @@ def looks_like_ct(volume: Volume) -> bool:
 
 def presets_for(volume: Volume) -> tuple[WindowLevel, ...]:
     """The windows worth offering, the default first: soft tissue for CT, else 1-99 %."""
-    auto = percentile_window(volume)
     if looks_like_ct(volume):
-        return (*CT_PRESETS, auto)
-    return (auto,)
+        return (*CT_PRESETS, percentile_window(volume))
+    return percentile_windows(volume)
 
 
-def _percentiles(volume: Volume, pcts: tuple[float, float]) -> tuple[float, float]:
+def dragged_window(
+    start: WindowLevel, dx_px: float, dy_px: float, data_span: float, min_width: float = 1.0
+) -> WindowLevel:
+    """The window after a right-drag of ``(dx_px, dy_px)`` screen pixels from ``start``.
+
+    Like most PACS: dragging right widens the window (less contrast), dragging down raises the
+    level (the image gets darker). The step per pixel is proportional to the starting width, so
+    narrow brain windows are as easy to adjust as wide lung ones; a floor tied to the data's
+    range keeps a very narrow window from getting stuck.
+    """
+    per_pixel = max(start.width, data_span * 0.01, min_width) / DRAG_PIXELS_PER_WIDTH
+    width = max(min_width, start.width + dx_px * per_pixel)
+    level = start.level + dy_px * per_pixel
+    return WindowLevel(_tidy(width, min_width), _tidy(level, min_width), "Custom")
+
+
+class SliceWindower:
+    """Maps slices of one dtype to uint8 grey for a window, through a table where it can.
+
+    8- and 16-bit integers (nearly all CT and MR) go through a 256- or 65,536-entry table indexed
+    by the raw bits; anything else is scaled in float32.
+    """
+
+    def __init__(self, dtype: np.dtype, window: WindowLevel) -> None:
+        self._dtype = np.dtype(dtype)
+        self._window = window
+        self._lut: np.ndarray | None = None
+        self._lut_offset = 0
+        if self._dtype.kind in "iu" and self._dtype.itemsize <= 2:
+            info = np.iinfo(self._dtype)
+            self._lut_offset = int(info.min)
+            self._lut = self._table(window)
+
+    @property
+    def window(self) -> WindowLevel:
+        return self._window
+
+    def set_window(self, window: WindowLevel) -> None:
+        self._window = window
+        if self._lut is not None:
+            self._lut = self._table(window)
+
+    def to_uint8(self, plane: np.ndarray) -> np.ndarray:
+        """``plane`` (any strides) windowed to a new contiguous uint8 array."""
+        if plane.dtype != self._dtype:
+            raise ValueError(f"slice dtype {plane.dtype} is not {self._dtype}")
+        if self._lut is None:
+            return _scaled(plane, self._window)
+        if self._dtype.kind == "u":
+            return np.take(self._lut, plane)  # np.take: twice as fast as lut[plane]
+        # signed: the raw bits with the sign bit flipped count up from the minimum value
+        unsigned = plane.view(np.dtype(f"u{self._dtype.itemsize}"))
+        sign_bit = unsigned.dtype.type(1 << (8 * self._dtype.itemsize - 1))
+        return np.take(self._lut, unsigned ^ sign_bit)
+
+    def _table(self, window: WindowLevel) -> np.ndarray:
+        values = np.arange(2 ** (8 * self._dtype.itemsize), dtype=np.float64) + self._lut_offset
+        return _scaled(values, window)
+
+
+def _scaled(values: np.ndarray, window: WindowLevel) -> np.ndarray:
+    scale = np.float32(255.0 / max(window.width, 1e-12))
+    shifted = values.astype(np.float32, copy=False) - np.float32(window.low)
+    return np.clip(np.rint(shifted * scale), 0, 255).astype(np.uint8)
+
+
+def _window_between(low: float, high: float, low_pct: float, high_pct: float) -> WindowLevel:
+    width = max(high - low, 1e-6)
+    name = f"Auto ({low_pct:g}-{high_pct:g} %)"
+    return WindowLevel(round(width, 3), round(low + width / 2, 3), name)
+
+
+def _tidy(value: float, min_width: float) -> float:
+    """Whole numbers for integer data (CT, most MR); a few decimals for float data."""
+    return float(round(value)) if min_width >= 1 else float(f"{value:.4g}")
+
+
+def _percentiles(volume: Volume, pcts: tuple[float, ...]) -> tuple[float, ...]:
     flat = volume.array_zyx.reshape(-1)
     step = max(1, flat.size // _SAMPLE_VOXELS)
-    low, high = np.percentile(flat[::step], pcts)
-    return float(low), float(high)
+    values = np.percentile(flat[::step], pcts)
+    return tuple(float(v) for v in values)

@@ -27,8 +27,10 @@ def themed_app(qapp: QApplication) -> QApplication:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> QSettings:
-    """An INI file per test, so tests never read or write the user's real settings."""
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    """An INI file per test, so tests never read or write the user's real settings or cases."""
+    store = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    store.setValue("database/location", str(tmp_path / "cases.sqlite3"))
+    return store
 
 
 @pytest.fixture
@@ -40,6 +42,7 @@ def main_window(qtbot, settings: QSettings) -> Iterator[MainWindow]:
     qtbot.waitExposed(window)
     yield window
     window.close()  # saves settings and waits for background reads
+    window.database.close()
 
 
 def phantom_volume() -> Volume:

@@ -25,6 +25,9 @@ def test_demo_generates_and_opens_the_phantom(
     qapp: QApplication, tmp_path: Path, monkeypatch, artifacts_dir: Path
 ) -> None:
     ini = tmp_path / "settings.ini"
+    store = QSettings(str(ini), QSettings.Format.IniFormat)
+    store.setValue("database/location", str(tmp_path / "cases.sqlite3"))
+    store.sync()
     monkeypatch.setattr(
         app_main, "QSettings", lambda *_: QSettings(str(ini), QSettings.Format.IniFormat)
     )
@@ -35,7 +38,7 @@ def test_demo_generates_and_opens_the_phantom(
 
     def inspect_when_loaded() -> None:
         window = next(w for w in qapp.topLevelWidgets() if isinstance(w, MainWindow))
-        volume = window.slice_view.volume
+        volume = window.viewer.volume
         if volume is None and waited["ms"] < 120_000:
             waited["ms"] += 250
             QTimer.singleShot(250, inspect_when_loaded)

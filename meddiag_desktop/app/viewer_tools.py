@@ -1,0 +1,123 @@
+"""The reading tools as window actions: navigate, ruler, ROIs, brush, eraser, undo and redo.
+
+One instance of each tool lives for the window; the checked action decides which one gets the
+left mouse button in all three views. The brush and eraser edit the label map the viewer shows
+(through one :class:`MaskEditor`), so an edit is visible in every view at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+
+from meddiag_desktop.domain import Volume
+from meddiag_desktop.viewer.brush_tool import BrushTool
+from meddiag_desktop.viewer.mask_editor import MaskEditor
+from meddiag_desktop.viewer.measure_tools import RoiTool, RulerTool
+from meddiag_desktop.viewer.mpr_viewer import MprViewer
+from meddiag_desktop.viewer.view_tool import ViewTool
+
+
+class ViewerTools(QObject):
+    """Actions for the toolbar and menus; the viewer and the label map they act on."""
+
+    mask_edited = Signal()
+    tool_changed = Signal(str)  # the active tool's name, "" for navigate
+
+    def __init__(self, viewer: MprViewer, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._viewer = viewer
+        self.editor: MaskEditor | None = None
+        self.ruler = RulerTool()
+        self.rectangle = RoiTool("rectangle")
+        self.ellipse = RoiTool("ellipse")
+        self.brush = BrushTool(mode="paint")
+        self.eraser = BrushTool(mode="erase")
+        for brush in (self.brush, self.eraser):
+            brush.mask_edited.connect(self._edited)
+        self._group = QActionGroup(self)
+        self._group.setExclusive(True)
+        self.navigate_action = self._tool_action("Navigate", "Esc", None)
+        self.ruler_action = self._tool_action("Ruler", "L", self.ruler)
+        self.rectangle_action = self._tool_action("Rectangle ROI", "O", self.rectangle)
+        self.ellipse_action = self._tool_action("Ellipse ROI", "Shift+O", self.ellipse)
+        self.brush_action = self._tool_action("Brush", "B", self.brush)
+        self.eraser_action = self._tool_action("Eraser", "E", self.eraser)
+        self.navigate_action.setChecked(True)
+        self.undo_action = self._action("Undo", QKeySequence.StandardKey.Undo, self.undo)
+        self.redo_action = self._action("Redo", QKeySequence.StandardKey.Redo, self.redo)
+        self.smaller_action = self._action("Smaller brush", "[", lambda: self._resize(-1))
+        self.larger_action = self._action("Larger brush", "]", lambda: self._resize(1))
+        self.clear_action = self._action("Clear measurements", "Shift+Del", self.clear)
+        self.set_labels(None, None)
+
+    @property
+    def tool_actions(self) -> list[QAction]:
+        return self._group.actions()
+
+    @property
+    def edit_actions(self) -> list[QAction]:
+        return [self.undo_action, self.redo_action, self.smaller_action, self.larger_action]
+
+    def set_labels(self, labels_zyx: np.ndarray | None, volume: Volume | None) -> None:
+        """The label map brush and eraser edit (the one the viewer shows), or None."""
+        self.editor = MaskEditor(labels_zyx, volume) if labels_zyx is not None and volume else None
+        for brush in (self.brush, self.eraser):
+            brush.set_editor(self.editor)
+        for action in (self.brush_action, self.eraser_action):
+            action.setEnabled(self.editor is not None)
+        if self.editor is None and self._viewer.active_tool in (self.brush, self.eraser):
+            self.activate(None)
+        self._update_undo()
+
+    def activate(self, tool: ViewTool | None) -> None:
+        """Give the left button to ``tool`` (None: navigate / crosshair)."""
+        for action in self._group.actions():
+            if action.data() is tool or (tool is None and action is self.navigate_action):
+                action.setChecked(True)
+        self._viewer.set_active_tool(tool)
+        self.tool_changed.emit(tool.name if tool is not None else "")
+
+    def clear(self) -> None:
+        """Remove every ruler and ROI (a new scan was opened)."""
+        for tool in (self.ruler, self.rectangle, self.ellipse):
+            tool.clear()
+
+    def undo(self) -> None:
+        if self.editor is not None and self.editor.undo():
+            self._edited()
+
+    def redo(self) -> None:
+        if self.editor is not None and self.editor.redo():
+            self._edited()
+
+    def _edited(self) -> None:
+        self._viewer.refresh_overlay()
+        self._update_undo()
+        self.mask_edited.emit()
+
+    def _update_undo(self) -> None:
+        self.undo_action.setEnabled(self.editor is not None and self.editor.can_undo)
+        self.redo_action.setEnabled(self.editor is not None and self.editor.can_redo)
+
+    def _resize(self, steps: int) -> None:
+        for brush in (self.brush, self.eraser):
+            brush.step_radius(steps)
+
+    def _tool_action(self, text: str, shortcut: str, tool: ViewTool | None) -> QAction:
+        action = QAction(text, self)
+        action.setCheckable(True)
+        action.setShortcut(QKeySequence(shortcut))
+        action.setToolTip(f"{text} ({shortcut})")
+        action.setData(tool)
+        action.triggered.connect(lambda _checked=False, t=tool: self.activate(t))
+        self._group.addAction(action)
+        return action
+
+    def _action(self, text: str, shortcut, slot) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.setToolTip(text)
+        action.triggered.connect(slot)
+        return action
