@@ -256,7 +256,7 @@ class FindingsPanel(QWidget):
         self, reason_prompt: ReasonPrompt = ask_reject_reason, parent: QWidget | None = None
     ) -> None:
         super().__init__(parent)
-        self._reason_prompt = reason_prompt
+        self.reason_prompt = reason_prompt
         self._case: CaseDetail | None = None
         self._advance_after_review = False
 
@@ -432,7 +432,7 @@ class FindingsPanel(QWidget):
         finding = self.selected_finding()
         if finding is None or not self.reject_action.isEnabled():
             return
-        reason = self._reason_prompt(self, finding)
+        reason = self.reason_prompt(self, finding)
         if reason is None:
             return
         self._advance_after_review = True

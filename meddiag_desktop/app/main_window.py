@@ -283,6 +283,11 @@ class MainWindow(QMainWindow):
     def volume(self) -> Volume | None:
         return self._volume
 
+    @property
+    def labels(self) -> np.ndarray | None:
+        """The label map over the viewer (the latest run's mask, or one being painted)."""
+        return self._labels
+
     def open_path(self, path: Path | str, series_key: str = "") -> None:
         """Open a folder or file: list its series, and load it when there is just one."""
         target = Path(path).expanduser()
@@ -469,6 +474,7 @@ class MainWindow(QMainWindow):
         if self._series is None or opened.series_key != self._series.key:
             return  # the reader has moved on to another scan
         self._case = opened.detail
+        self.review.load_case(opened.detail.case_id)  # decisions are saved against this case
         self.findings.set_case(opened.detail)
         colours = run_label_colours(opened.detail.current_run)
         self._set_labels(opened.labels_zyx, colours)

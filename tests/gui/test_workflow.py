@@ -1,0 +1,159 @@
+"""What a radiologist does all day, end to end through the window: open the demo case, run the
+demo model, review its findings, sign off; cancel a run; move on to another case mid-run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QElapsedTimer, QTimer
+
+from meddiag_desktop.app.main_window import MainWindow
+from meddiag_desktop.db.cases import get_case
+from meddiag_desktop.db.records import CaseStatus, ReviewStatus, RunOutcome
+from meddiag_desktop.demo.case import DemoCase, write_demo_case
+from meddiag_desktop.inference.card import ModelCard
+from meddiag_desktop.inference.registry import ModelRegistry
+from meddiag_desktop.viewer.plane_geometry import Plane
+
+pytestmark = pytest.mark.gui
+OPEN_MS = 60_000
+RUN_MS = 240_000
+
+
+@pytest.fixture(scope="module")
+def demo_case(tmp_path_factory: pytest.TempPathFactory) -> DemoCase:
+    """A small demo phantom (3 nodules for seed 7) so a run takes seconds on two cores."""
+    folder = tmp_path_factory.mktemp("demo") / "case"
+    return write_demo_case(folder, seed=7, shape_zyx=(56, 160, 160),
+                           spacing_xyz_mm=(1.6, 1.6, 2.5))
+
+
+@pytest.fixture(scope="module")
+def card() -> ModelCard:
+    return ModelRegistry().find("demo-lung-nodules")
+
+
+def open_case(qtbot, window: MainWindow, folder: Path) -> None:
+    window.open_path(folder)
+    qtbot.waitUntil(lambda: window.case is not None and window.run_action.isEnabled(),
+                    timeout=OPEN_MS)
+
+
+class GapMeter:
+    """The longest time the GUI event loop went without running a 10 ms timer."""
+
+    def __init__(self) -> None:
+        self.clock = QElapsedTimer()
+        self.worst_ms = 0
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self.clock.start()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def _tick(self) -> None:
+        self.worst_ms = max(self.worst_ms, self.clock.restart())
+
+
+def test_open_run_review_and_sign_off(qtbot, main_window: MainWindow, demo_case: DemoCase,
+                                      card: ModelCard, artifacts_dir: Path) -> None:
+    window = main_window
+    open_case(qtbot, window, demo_case.dicom_folder)
+    assert window.case is not None and window.case.summary.status is CaseStatus.NEW
+    case_id = window.case.case_id
+    assert window.worklist.selected_case_id() == case_id
+
+    gaps = GapMeter()
+    gaps.start()
+    assert window.run_model(card) is not None
+    assert window.cancel_action.isEnabled() and not window.run_action.isEnabled()
+    qtbot.waitUntil(lambda: window.case is not None and window.case.current_run is not None
+                    and window.labels is not None, timeout=RUN_MS)
+    gaps.stop()
+    (artifacts_dir / "workflow_gui_gap.txt").write_text(
+        f"longest GUI event-loop gap while the demo model ran: {gaps.worst_ms} ms\n")
+    assert gaps.worst_ms < 1000, "the window froze while the model ran"
+
+    run = window.case.current_run
+    assert run.outcome is RunOutcome.SUCCEEDED and len(run.findings) >= 2
+    assert window.labels.shape == window.volume.shape_zyx and window.labels.max() == 1
+    assert "Model ran on CPU" in window.provider_label.text()
+    assert window.provider_label.toolTip()  # why CUDA/TensorRT were not used
+    window.grab().save(str(artifacts_dir / "workflow_findings.png"))
+
+    # Clicking a finding moves every view to it.
+    first, second, *rest = run.findings
+    window.findings.select_finding(first.finding_pk)
+    window.findings.finding_selected.emit(first)
+    centroid = first.finding.centroid_index_xyz
+    cursor = window.viewer.cursor_voxel
+    assert cursor is not None
+    assert np.allclose(cursor, np.rint(centroid[::-1]), atol=1)
+    axial = window.viewer.plane_view(Plane.AXIAL)
+    assert axial.mapping is not None
+    assert axial.slice_index == axial.mapping.display_of(cursor)[0]
+
+    window.findings.accept_action.trigger()
+    window.findings.reason_prompt = lambda *_: "vessel, not a nodule"
+    for stored in (second, *rest):
+        window.findings.select_finding(stored.finding_pk)
+        window.findings.reject_action.trigger()
+    qtbot.waitUntil(lambda: window.findings.sign_action.isEnabled(), timeout=5_000)
+    window.findings.sign_action.trigger()
+    qtbot.waitUntil(lambda: window.case is not None and window.case.signed_at is not None,
+                    timeout=5_000)
+    window.grab().save(str(artifacts_dir / "workflow_signed.png"))
+
+    saved = get_case(window.database, case_id)
+    assert saved.summary.status is CaseStatus.SIGNED and saved.signed_by
+    decisions = {r.finding_pk: r for r in saved.reviews}
+    assert decisions[first.finding_pk].decision is ReviewStatus.ACCEPTED
+    assert decisions[second.finding_pk].decision is ReviewStatus.REJECTED
+    assert decisions[second.finding_pk].reason == "vessel, not a nodule"
+    assert all(r.reviewer == saved.signed_by for r in saved.reviews)
+    assert not window.run_action.isEnabled()  # a signed case takes no new runs
+
+
+def test_cancel_keeps_nothing_from_the_run(qtbot, main_window: MainWindow,
+                                           demo_case: DemoCase, card: ModelCard) -> None:
+    window = main_window
+    open_case(qtbot, window, demo_case.dicom_folder)
+    case_id = window.case.case_id
+    window.inference.progress_changed.connect(lambda *_: window.cancel_action.trigger())
+    started = time.monotonic()
+    window.run_model(card)
+    qtbot.waitUntil(lambda: not window.inference.running, timeout=RUN_MS)
+    assert time.monotonic() - started < 60
+    assert "cancelled" in window.statusBar().currentMessage()
+    saved = get_case(window.database, case_id)
+    assert [r.outcome for r in saved.runs] == [RunOutcome.CANCELLED]
+    assert saved.runs[0].findings == () and saved.runs[0].mask is None
+    assert saved.summary.status is CaseStatus.NEW
+    assert window.labels is None and window.findings.model.rowCount() == 0
+
+
+def test_a_slow_result_for_case_a_never_paints_over_case_b(
+        qtbot, main_window: MainWindow, demo_case: DemoCase, card: ModelCard,
+        phantom_path: Path) -> None:
+    window = main_window
+    open_case(qtbot, window, demo_case.dicom_folder)
+    case_a = window.case.case_id
+    tag = window.run_model(card)
+    assert tag is not None
+    window.open_path(phantom_path)  # the reader moves on while A's model still runs
+    qtbot.waitUntil(lambda: window.case is not None and window.case.case_id != case_a,
+                    timeout=OPEN_MS)
+    qtbot.waitUntil(lambda: not window.inference.running, timeout=RUN_MS)
+    qtbot.wait(200)
+    assert window.case.case_id != case_a
+    assert window.labels is None and window.findings.model.rowCount() == 0
+    runs_a = get_case(window.database, case_a).runs
+    assert [r.outcome for r in runs_a] in ([RunOutcome.CANCELLED], [RunOutcome.SUCCEEDED])
