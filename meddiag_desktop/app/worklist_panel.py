@@ -58,10 +58,14 @@ class Column(IntEnum):
     MODALITY = 3
     DESCRIPTION = 4
     STATUS = 5
-    IMPORTED = 6
+    FINDINGS = 6
+    IMPORTED = 7
 
 
-COLUMNS = ("Patient", "Patient ID", "Study date", "Modality", "Description", "Status", "Imported")
+COLUMNS = (
+    "Patient", "Patient ID", "Study date", "Modality", "Description", "Status", "Findings",
+    "Imported",
+)  # fmt: skip
 SORTABLE = (Column.STUDY_DATE, Column.IMPORTED)
 
 STATUS_TEXT = {
@@ -104,6 +108,8 @@ def cell_text(summary: CaseSummary, column: Column) -> str:
         return description_text(summary)
     if column is Column.STATUS:
         return STATUS_TEXT[summary.status]
+    if column is Column.FINDINGS:
+        return str(summary.finding_count) if summary.status is not CaseStatus.NEW else ""
     return summary.imported_at.astimezone().strftime("%Y-%m-%d %H:%M")  # local time
 
 

@@ -178,7 +178,10 @@ def run_cases_list(args: argparse.Namespace) -> int:
     if not page.items:
         print("No cases." if page.total == 0 else f"No cases on page {args.page}.")
         return 0
-    print(f"{'ID':>6}  {'status':9}  {'study date':10}  {'mod':4} {'patient':32} description")
+    print(
+        f"{'ID':>6}  {'status':9}  {'study date':10}  {'mod':4} {'find':>4}  {'patient':32} "
+        "description"
+    )
     for s in page.items:
         when = s.study_date.isoformat() if s.study_date else "-"
         patient = (
@@ -189,7 +192,7 @@ def run_cases_list(args: argparse.Namespace) -> int:
         description = " / ".join(d for d in (s.study_description, s.series_description) if d)
         print(
             f"{s.case_id:>6}  {s.status.value:9}  {when:10}  {s.modality or '-':4} "
-            f"{patient[:32]:32} {description}"
+            f"{s.finding_count:>4}  {patient[:32]:32} {description}"
         )
     first = page.page * page.page_size + 1
     print(f"cases {first}-{first + len(page.items) - 1} of {page.total}")

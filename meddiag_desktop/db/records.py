@@ -111,6 +111,7 @@ class CaseSummary:
     series_uid: str
     imported_at: datetime
     updated_at: datetime
+    finding_count: int = 0  # the current run's findings plus manual ones (worklist pages only)
 
 
 @dataclass(frozen=True)

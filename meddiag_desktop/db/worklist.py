@@ -8,17 +8,29 @@ search text column; it is the one filter that grows with the table.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 from sqlalchemy import Row, Select, func, or_, select
+from sqlalchemy.orm import Session
 
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.records import (
     CaseStatus,
     CaseSummary,
+    RunOutcome,
     WorklistOrder,
     WorklistPage,
     WorklistQuery,
 )
-from meddiag_desktop.db.schema import CaseRow, PatientRow, SeriesRow, StudyRow
+from meddiag_desktop.db.schema import (
+    CaseRow,
+    FindingRow,
+    ModelRunRow,
+    PatientRow,
+    SeriesRow,
+    StudyRow,
+)
 from meddiag_desktop.db.text_search import fold, prefix_range
 
 
@@ -44,7 +56,9 @@ def list_cases(db: Database, query: WorklistQuery | None = None) -> WorklistPage
             .join(StudyRow, SeriesRow.study_fk == StudyRow.id)
             .where(CaseRow.id.in_(ids))
         ).all()
-    by_id = {row[0]: summary_from_columns(row) for row in rows}
+        counts = _finding_counts(session, ids)
+    by_id = {row[0]: replace(summary_from_columns(row), finding_count=counts.get(row[0], 0))
+             for row in rows}  # fmt: skip
     return WorklistPage(
         items=tuple(by_id[i] for i in ids if i in by_id),
         total=int(total),
@@ -89,6 +103,26 @@ def summary_from_columns(row: Row) -> CaseSummary:
         imported_at=imported_at,
         updated_at=updated_at,
     )
+
+
+def _finding_counts(session: Session, case_ids: Sequence[int]) -> dict[int, int]:
+    """Findings a reader sees per case: the latest successful run's plus manual ones."""
+    if not case_ids:
+        return {}
+    latest_runs = session.scalars(
+        select(func.max(ModelRunRow.id))
+        .where(ModelRunRow.case_fk.in_(case_ids), ModelRunRow.outcome == RunOutcome.SUCCEEDED)
+        .group_by(ModelRunRow.case_fk)
+    ).all()
+    rows = session.execute(
+        select(FindingRow.case_fk, func.count())
+        .where(
+            FindingRow.case_fk.in_(case_ids),
+            or_(FindingRow.run_fk.in_(latest_runs), FindingRow.run_fk.is_(None)),
+        )
+        .group_by(FindingRow.case_fk)
+    )
+    return {int(case_id): int(count) for case_id, count in rows}
 
 
 def counts_by_status(db: Database) -> dict[CaseStatus, int]:

@@ -54,6 +54,10 @@ def test_infer_stores_run_findings_and_mask(tmp_path: Path,
     assert np.array_equal(mask.array_zyx, written_mask.array_zyx)
     assert mask.spacing_xyz_mm == pytest.approx(written_mask.spacing_xyz_mm)
 
+    assert main(["cases", "list", "--db", db_url, "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)["cases"]
+    assert listed["case_id"] == case_id and listed["finding_count"] == 2
+
     # The same scan again is the same case, with a second run.
     assert main(["infer", str(scan), "--model", str(model), "--out", str(tmp_path / "again"),
                  "--db", db_url]) == 0
