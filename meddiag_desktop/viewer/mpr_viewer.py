@@ -16,7 +16,8 @@ Public API (what the application calls)::
     viewer = MprViewer()
     viewer.set_volume(volume)                    # shows it from its centre, default window
     viewer.clear()                               # back to the empty placeholder
-    viewer.set_overlay(labels_zyx, {1: "#ff5050"})   # or None to remove; colours RGB or "#hex"
+    viewer.set_overlay(labels_zyx, {1: "#ff5050"}, {1: "nodule"})  # None removes it; colours
+                                                 # (r, g, b) or "#hex"; names for the legend
     viewer.refresh_overlay()                     # after labels_zyx was edited in place
     viewer.set_overlay_opacity(0.5)
     viewer.set_overlay_mode("filled" | "outline")
@@ -51,6 +52,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSlider,
     QStackedWidget,
@@ -96,6 +98,7 @@ _SHORTCUTS = (
 _STYLE = """
 QWidget#mprViewer, QStackedWidget#mprStack { background: #000000; }
 QFrame#mprPanel { background: #17181b; border: 1px solid #26282c; }
+QScrollArea#mprPanelCell { background: #17181b; border: none; }
 QFrame#mprPanel QLabel { background: transparent; }
 QLabel#panelSeries { color: #e6e8eb; font-weight: bold; font-size: 11pt; }
 QLabel#panelHeading {
@@ -178,12 +181,19 @@ class MprViewer(QWidget):
         self._grid.setSpacing(2)
         for plane, (row, column) in _CELLS.items():
             self._grid.addWidget(self._views[plane], row, column)
-        self._grid.addWidget(self.panel, 1, 1)
+        # in a scroll area: the panel's wrapped texts then never push on the grid's rows
+        self._panel_cell = QScrollArea()
+        self._panel_cell.setObjectName("mprPanelCell")
+        self._panel_cell.setWidget(self.panel)
+        self._panel_cell.setWidgetResizable(True)
+        self._panel_cell.setFrameShape(QFrame.Shape.NoFrame)
+        self._panel_cell.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._grid.addWidget(self._panel_cell, 1, 1)
         for index in (0, 1):
             self._grid.setRowStretch(index, 1)
             self._grid.setColumnStretch(index, 1)
         # four equal cells whatever the texts in them: a new readout must never resize the views
-        for cell in (*self._views.values(), self.panel):
+        for cell in (*self._views.values(), self._panel_cell):
             cell.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
 
         placeholder = QLabel(_PLACEHOLDER)
@@ -258,6 +268,8 @@ class MprViewer(QWidget):
 
     def clear(self) -> None:
         """Back to the empty state (a new folder is being opened)."""
+        if self._maximised is not None:
+            self._restore_grid()
         self._volume = None
         self._mappings = {}
         self._windower = None
@@ -419,7 +431,7 @@ class MprViewer(QWidget):
         for other, view in self._views.items():
             view.setVisible(other is plane)
             view.set_maximised(other is plane)
-        self.panel.hide()
+        self._panel_cell.hide()
         self._grid.removeWidget(self._views[plane])
         self._grid.addWidget(self._views[plane], 0, 0, 2, 2)
 
@@ -433,7 +445,7 @@ class MprViewer(QWidget):
         for view in self._views.values():
             view.set_maximised(False)
             view.show()
-        self.panel.show()
+        self._panel_cell.show()
 
     def reset_views(self) -> None:
         """Fit every view's slice again (undo zoom and pan)."""
@@ -552,9 +564,9 @@ class InfoPanel(QFrame):
         self.crosshair_box.setToolTip("Show the crosshair lines (C)")
         self.crosshair_box.setChecked(True)
         self.crosshair_box.toggled.connect(self.crosshair_toggled)
-        for widget in (reset, maximise, self.crosshair_box):
-            widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the views
-            row.addWidget(widget)
+        for button in (reset, maximise, self.crosshair_box):
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the views
+            row.addWidget(button)
         row.addStretch(1)
         layout.addLayout(row)
         hint = self._label("panelHint", layout)

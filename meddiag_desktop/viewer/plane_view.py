@@ -22,6 +22,7 @@ from PySide6.QtGui import (
     QFont,
     QFontMetrics,
     QKeyEvent,
+    QMouseEvent,
     QPainter,
     QPaintEvent,
     QPixmap,
@@ -120,6 +121,8 @@ class Annotation(QWidget):
         metrics = QFontMetrics(self.font())
         width = metrics.horizontalAdvance(self._text)
         align = self._alignment
+        x: float
+        y: float
         if align & Qt.AlignmentFlag.AlignRight:
             x = self.width() - width - 2
         elif align & Qt.AlignmentFlag.AlignHCenter:
@@ -181,6 +184,7 @@ class PlaneView(QFrame):
         self._region: RegionBox | None = None
         self._tool: ViewTool | None = None
         self._last_hover: VoxelZYX | None = None
+        self._hover_mm: tuple[float, float] | None = None  # pointer position while over the view
         self.setObjectName("planeView")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setStyleSheet(_STYLE)
@@ -317,6 +321,8 @@ class PlaneView(QFrame):
         self._labels = None
         self._region = None
         self._slice_index = -1
+        self._hover_mm = None
+        self._last_hover = None
         self._image.clear()
         self.overlay.show_labels(None, (1.0, 1.0))
         self.overlay.show_highlight(None)
@@ -462,7 +468,8 @@ class PlaneView(QFrame):
         if self._mapping is None or self._slice_index < 0:
             return
         point = self._box.mapSceneToView(scene_pos)
-        self._report_hover(self.voxel_at_mm(point.x(), point.y()))
+        self._hover_mm = (point.x(), point.y())
+        self._report_hover(self.voxel_at_mm(*self._hover_mm))
 
     def _report_hover(self, voxel: VoxelZYX | None) -> None:
         if voxel != self._last_hover:
@@ -476,9 +483,10 @@ class PlaneView(QFrame):
             self.activated.emit()
         elif kind == QEvent.Type.MouseButtonDblClick:
             # seen here, not in pyqtgraph: its scene reports the first click of the pair instead
-            if event.button() == Qt.MouseButton.LeftButton:
+            if isinstance(event, QMouseEvent) and event.button() == Qt.MouseButton.LeftButton:
                 self.maximise_requested.emit()
         elif kind == QEvent.Type.Leave:
+            self._hover_mm = None
             self._report_hover(None)
         elif kind == QEvent.Type.Resize:
             self._place_annotations()
@@ -501,6 +509,8 @@ class PlaneView(QFrame):
         self._show_region()
         self._slice_label.setText(f"Slice {index + 1} / {self._mapping.slice_count}")
         self._position_label.setText(self._slice_position_text())
+        if self._hover_mm is not None:  # scrolling under a still pointer: a new voxel under it
+            self._report_hover(self.voxel_at_mm(*self._hover_mm))
         self.slice_changed.emit(index)
 
     def _show_region(self) -> None:

@@ -264,6 +264,8 @@ def test_readout_shows_hu_voxel_and_lps(qtbot, viewer: MprViewer, phantom: Volum
     qtbot.waitUntil(lambda: bool(texts))
     assert texts[-1] == expected
     assert "300 HU" in viewer.panel.hover_label.text()
+    viewer.jump_to_voxel((5, 32, 32))  # scrolling under a still pointer reads the new voxel
+    assert texts[-1].startswith("40 HU  ·  voxel (z 5, y 28, x 36)")
     moved = replace(phantom, origin_lps_mm=(-10.0, 5.0, -200.0))
     assert voxel_readout(moved, (0, 0, 0), ct=True).endswith("LPS (-10.0, 5.0, -200.0) mm")
 
@@ -391,7 +393,7 @@ def test_maximise_by_double_click_key_and_button(qtbot, viewer: MprViewer) -> No
     qtbot.mouseDClick(coronal.graphics.viewport(), Qt.MouseButton.LeftButton)
     assert viewer.maximised_plane is Plane.CORONAL
     assert coronal.isVisible() and not viewer.plane_view(Plane.AXIAL).isVisible()
-    assert not viewer.panel.isVisible()
+    assert not viewer.panel.isVisible()  # the info panel gives its cell up too
     QApplication.processEvents()
     assert coronal.width() > 0.9 * viewer.width()
     qtbot.keyClick(coronal, Qt.Key.Key_F)
