@@ -14,6 +14,7 @@ pytestmark = pytest.mark.gui
 
 
 def test_defaults_and_round_trip(settings: QSettings, tmp_path: Path) -> None:
+    settings.remove("database/location")  # the fixture points tests at a throwaway database
     assert AppSettings.load(settings) == AppSettings()
     chosen = AppSettings(
         model_folder=str(tmp_path / "models"),
