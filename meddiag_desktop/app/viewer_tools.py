@@ -16,6 +16,8 @@ from meddiag_desktop.viewer.brush_tool import BrushTool
 from meddiag_desktop.viewer.mask_editor import MaskEditor
 from meddiag_desktop.viewer.measure_tools import RoiTool, RulerTool
 from meddiag_desktop.viewer.mpr_viewer import MprViewer
+from meddiag_desktop.viewer.plane_geometry import Plane
+from meddiag_desktop.viewer.plane_view import PlaneView
 from meddiag_desktop.viewer.view_tool import ViewTool
 
 
@@ -36,6 +38,10 @@ class ViewerTools(QObject):
         self.eraser = BrushTool(mode="erase")
         for brush in (self.brush, self.eraser):
             brush.mask_edited.connect(self._edited)
+            brush.stroke_finished.connect(lambda _changed: self._update_undo())  # one undo step
+        for plane in Plane:  # a measurement shows on the slice it was drawn on only
+            view = viewer.plane_view(plane)
+            view.slice_changed.connect(lambda _index, v=view: self._sync_measurements(v))
         self._group = QActionGroup(self)
         self._group.setExclusive(True)
         self.navigate_action = self._tool_action("Navigate", "Esc", None)
@@ -83,6 +89,10 @@ class ViewerTools(QObject):
         """Remove every ruler and ROI (a new scan was opened)."""
         for tool in (self.ruler, self.rectangle, self.ellipse):
             tool.clear()
+
+    def _sync_measurements(self, view: PlaneView) -> None:
+        for tool in (self.ruler, self.rectangle, self.ellipse):
+            tool.sync(view)
 
     def undo(self) -> None:
         if self.editor is not None and self.editor.undo():

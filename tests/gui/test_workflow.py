@@ -14,6 +14,7 @@ from meddiag_desktop.app.main_window import MainWindow
 from meddiag_desktop.db.cases import get_case
 from meddiag_desktop.db.records import CaseStatus, ReviewStatus, RunOutcome
 from meddiag_desktop.demo.case import DemoCase, write_demo_case
+from meddiag_desktop.domain import FindingSource
 from meddiag_desktop.inference.card import ModelCard
 from meddiag_desktop.inference.registry import ModelRegistry
 from meddiag_desktop.viewer.plane_geometry import Plane
@@ -102,8 +103,31 @@ def test_open_run_review_and_sign_off(qtbot, main_window: MainWindow, demo_case:
     assert axial.slice_index == axial.mapping.display_of(cursor)[0]
 
     window.findings.accept_action.trigger()
+
+    # Edit the second finding with the brush: it grows and is stored re-measured.
+    window.edit_finding(second.finding_pk)
+    assert window.viewer.active_tool is window.tools.brush
+    assert window.save_edit_action.isEnabled()
+    _slice, row, column = axial.mapping.display_of(window.viewer.cursor_voxel)
+    x_mm, y_mm = axial.mapping.centre_mm(row, column)
+    brush = window.tools.brush
+    brush.set_radius_mm(4.0)
+    brush.press(axial, x_mm, y_mm)
+    brush.drag(axial, x_mm + 6.0, y_mm)
+    brush.release(axial, x_mm + 6.0, y_mm)
+    assert window.tools.undo_action.isEnabled()
+    window.save_edit()
+    assert window.viewer.active_tool is None and not window.save_edit_action.isEnabled()
+
+    # Paint a lesion the model missed, far from the others, as a manual finding.
+    window.add_manual_finding()
+    far = axial.mapping.centre_mm(axial.mapping.rows // 2, axial.mapping.columns // 2)
+    brush.press(axial, *far)
+    brush.release(axial, *far)
+    window.save_edit()
+
     window.findings.reason_prompt = lambda *_: "vessel, not a nodule"
-    for stored in (second, *rest):
+    for stored in rest:
         window.findings.select_finding(stored.finding_pk)
         window.findings.reject_action.trigger()
     qtbot.waitUntil(lambda: window.findings.sign_action.isEnabled(), timeout=5_000)
@@ -116,8 +140,14 @@ def test_open_run_review_and_sign_off(qtbot, main_window: MainWindow, demo_case:
     assert saved.summary.status is CaseStatus.SIGNED and saved.signed_by
     decisions = {r.finding_pk: r for r in saved.reviews}
     assert decisions[first.finding_pk].decision is ReviewStatus.ACCEPTED
-    assert decisions[second.finding_pk].decision is ReviewStatus.REJECTED
-    assert decisions[second.finding_pk].reason == "vessel, not a nodule"
+    edit = decisions[second.finding_pk]
+    assert edit.decision is ReviewStatus.EDITED and edit.edited_finding is not None
+    assert edit.edited_finding.volume_ml > second.finding.volume_ml
+    for stored in rest:
+        assert decisions[stored.finding_pk].decision is ReviewStatus.REJECTED
+        assert decisions[stored.finding_pk].reason == "vessel, not a nodule"
+    [manual] = saved.manual_findings
+    assert manual.finding.source is FindingSource.MANUAL and manual.finding.volume_ml > 0
     assert all(r.reviewer == saved.signed_by for r in saved.reviews)
     assert not window.run_action.isEnabled()  # a signed case takes no new runs
 
