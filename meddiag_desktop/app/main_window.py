@@ -379,15 +379,19 @@ class MainWindow(QMainWindow):
             if seed is None:
                 self.show_error("Nothing was painted: paint the lesion first.")
                 return
-            finding = editor.finding_for(seed, finding_id=self._next_manual_number())
+            run = self._case.current_run if self._case is not None else None
+            names = dict(run.mask.label_names) if run is not None and run.mask else {1: "lesion"}
+            finding = editor.finding_for(
+                seed, label_names=names, finding_id=self._next_manual_number()
+            )
             if finding is None:
                 self.show_error("Nothing was painted at that place: paint the lesion first.")
                 return
             saved = self.review.add_manual(finding)
         if saved:
-            editor.mark_saved()
             self._end_edit()
-            self.show_notice("Saved.")
+            self.tools.set_labels(self._labels, self._volume)  # saved: nothing left to undo
+            self.show_notice("Saved with the case.")
 
     def discard_edit(self) -> None:
         """Leave editing; unsaved strokes are undone so the overlay shows what is stored."""
