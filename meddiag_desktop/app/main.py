@@ -20,7 +20,7 @@ from meddiag_desktop.app.app_settings import AppSettings
 from meddiag_desktop.app.main_window import APP_NAME, MainWindow
 from meddiag_desktop.app.message_bar import MessageLevel
 from meddiag_desktop.app.scan_controller import ScanController
-from meddiag_desktop.app.theme import apply_dark_theme
+from meddiag_desktop.app.theme import apply_theme
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.records import UserRole
 from meddiag_desktop.db.users import ensure_user
@@ -78,9 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APP_NAME)
     app.setApplicationVersion(__version__)
-    apply_dark_theme(app)
+    settings = QSettings(ORGANIZATION, APP_NAME)
+    apply_theme(app, AppSettings.load(settings).theme.value)
     try:
-        window = build_window(QSettings(ORGANIZATION, APP_NAME))
+        window = build_window(settings)
     except (ValueError, OSError) as exc:
         QMessageBox.critical(
             None,

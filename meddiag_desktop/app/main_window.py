@@ -14,6 +14,7 @@ import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -44,6 +45,7 @@ from meddiag_desktop.app.scan_controller import ScanController
 from meddiag_desktop.app.series_details import SeriesDetails
 from meddiag_desktop.app.series_table import SeriesTable
 from meddiag_desktop.app.settings_dialog import SettingsDialog
+from meddiag_desktop.app.theme import apply_theme
 from meddiag_desktop.app.viewer_tools import ViewerTools
 from meddiag_desktop.app.worklist_panel import WorklistPanel
 from meddiag_desktop.db.engine import Database
@@ -624,6 +626,10 @@ class MainWindow(QMainWindow):
         if edited is not None and edited != self._app_settings:
             edited.save(self._settings)
             restart = edited.database != self._app_settings.database
+            if edited.theme != self._app_settings.theme:
+                app = QApplication.instance()
+                if isinstance(app, QApplication):
+                    apply_theme(app, edited.theme.value)
             self._app_settings = edited
             if restart:
                 self.show_notice("The new database location is used from the next start.")

@@ -62,3 +62,20 @@ def apply_dark_theme(app: QApplication) -> None:
     font.setPointSize(max(font.pointSize(), _FONT_POINTS))
     app.setFont(font)
     app.setStyleSheet(style_sheet())
+
+
+# The light theme keeps the platform-neutral Fusion palette; only the safety notice is styled.
+_LIGHT_STYLE = """
+#clinicalNotice { background: #ffd866; color: #3b2b00; font-weight: bold; padding: 2px 10px; }
+#volumeWarnings { background: #fff1c2; color: #4a3800; padding: 4px 8px; }
+"""
+
+
+def apply_theme(app: QApplication, theme: str) -> None:
+    """``"dark"`` (the default, for reading rooms) or ``"light"`` (bright offices)."""
+    if theme != "light":
+        apply_dark_theme(app)
+        return
+    app.setStyle("Fusion")
+    app.setPalette(app.style().standardPalette())
+    app.setStyleSheet(_LIGHT_STYLE)

@@ -46,3 +46,15 @@ def test_what_the_settings_build(tmp_path: Path) -> None:
     options = custom.inference_options(allow_modality_mismatch=True)
     assert options.provider == "cuda" and options.allow_modality_mismatch
     assert (tmp_path, "user") in custom.model_registry().folders
+
+
+def test_light_and_dark_themes_apply(qapp) -> None:
+    from PySide6.QtGui import QPalette
+
+    from meddiag_desktop.app.theme import apply_theme
+
+    apply_theme(qapp, "light")
+    light = qapp.palette().color(QPalette.ColorRole.Window).lightness()
+    apply_theme(qapp, "dark")
+    dark = qapp.palette().color(QPalette.ColorRole.Window).lightness()
+    assert light > 180 > 60 > dark
