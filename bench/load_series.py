@@ -4,8 +4,12 @@ Writes a synthetic 512x512xN int16 CT series (a chest-like phantom) with the pro
 writer, then measures, in one run and as medians over repeats after a warm-up (so every file is
 in the page cache):
 
-- floor: reading the same files' bytes into a reused buffer (what any reader must at least do);
-- discover(folder), load(series), and SimpleITK's ImageSeriesReader for reference.
+- floor: reading the same files' bytes into a reused buffer (what any reader must at least do),
+  with one thread; the same with two threads is shown beside it, since load() reads with two;
+- discovery floor: listing the folder and reading the first 4 KB of each file (os.open, os.read,
+  os.close), what any discovery must at least do;
+- discover(folder), load(series), load(series) on one thread, and SimpleITK's
+  ImageSeriesReader for reference.
 
 Targets: load <= 1.5x the floor; discovery < 20% of discover + load. Not part of the test suite.
 
@@ -15,15 +19,18 @@ Targets: load <= 1.5x the floor; discovery < 20% of discover + load. Not part of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import itertools
 import json
 import os
 import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,7 @@ import SimpleITK as sitk
 
 from meddiag_desktop.domain import ScanMetadata, SeriesInfo, SeriesKind, Volume
 from meddiag_desktop.scans import discover, load
+from meddiag_desktop.scans import loading as loading_module
 from meddiag_desktop.scans.dicom_series_writer import write_dicom_series
 
 SIZE = 512
@@ -96,6 +104,51 @@ def read_floor(paths: list[Path], buffer: bytearray, offsets: list[int]) -> int:
     return total
 
 
+def read_floor_threads(
+    paths: list[Path], buffer: bytearray, offsets: list[int], threads: int = 2
+) -> int:
+    """read_floor shared by ``threads`` threads, each taking the next file when free."""
+    view = memoryview(buffer)
+    files = itertools.count()
+    totals = [0] * threads
+
+    def run(slot: int) -> None:
+        while (index := next(files)) < len(paths):
+            with open(paths[index], "rb", buffering=0) as handle:
+                totals[slot] += handle.readinto(view[offsets[index] :])
+
+    helpers = [threading.Thread(target=run, args=(slot,)) for slot in range(1, threads)]
+    for helper in helpers:
+        helper.start()
+    run(0)
+    for helper in helpers:
+        helper.join()
+    return sum(totals)
+
+
+def discovery_floor(folder: Path) -> int:
+    """List the folder and read the first 4 KB of every file: what any discovery must do."""
+    total = 0
+    for name in sorted(os.listdir(folder)):
+        handle = os.open(os.path.join(folder, name), os.O_RDONLY)
+        try:
+            total += len(os.read(handle, 4096))
+        finally:
+            os.close(handle)
+    return total
+
+
+@contextlib.contextmanager
+def one_reader_thread() -> Iterator[None]:
+    """load() as it would be with a single thread (to show what the second one brings)."""
+    saved = getattr(loading_module, "_MAX_THREADS", 1)  # older versions read on one thread
+    loading_module._MAX_THREADS = 1
+    try:
+        yield
+    finally:
+        loading_module._MAX_THREADS = saved
+
+
 def read_floor_small(paths: list[Path], buffer: bytearray) -> int:
     """The same bytes into one file-sized (cache-resident) buffer: no memory traffic at all."""
     total = 0
@@ -142,7 +195,21 @@ def machine_facts() -> dict[str, object]:
     }
 
 
-def run(slices: int, repeats: int, folder: Path) -> dict[str, Any]:
+def rescaled_copy(paths: list[Path], folder: Path, written: np.ndarray) -> np.ndarray:
+    """The series as most CT scanners store it: unsigned 12-bit (BitsStored 12) with
+    RescaleIntercept -1024, so load() converts every block in place. Returns its HU values."""
+    folder.mkdir(parents=True)
+    stored = (np.clip(written, -1024, 3071).astype(np.int32) + 1024).astype("<u2")
+    for index, path in enumerate(paths):  # paths are in slice order, as written
+        ds = pydicom.dcmread(path)
+        ds.PixelRepresentation, ds.BitsStored, ds.HighBit = 0, 12, 11
+        ds.RescaleIntercept = -1024
+        ds.PixelData = stored[index].tobytes()
+        ds.save_as(folder / path.name, enforce_file_format=True)
+    return stored.astype(np.int16) - 1024
+
+
+def run(slices: int, repeats: int, folder: Path, rescaled: bool = False) -> dict[str, Any]:
     written = phantom(slices)
     volume = Volume(
         written,
@@ -167,14 +234,30 @@ def run(slices: int, repeats: int, folder: Path) -> dict[str, Any]:
     def do_load(info: SeriesInfo = series) -> Volume:
         return load(info)
 
+    def do_load_one_thread(info: SeriesInfo = series) -> Volume:
+        with one_reader_thread():
+            return load(info)
+
+    rescaled_values = None
+    if rescaled:
+        rescaled_folder = folder.parent / "rescaled"
+        rescaled_values = rescaled_copy(paths, rescaled_folder, written)
+        os.sync()
+        rescaled_series = next(s for s in discover(rescaled_folder) if s.kind is SeriesKind.VOLUME)
+
     measurements: dict[str, Callable[[], object]] = {
         "floor": lambda: read_floor(paths, big_buffer, offsets),
+        "floor_2_threads": lambda: read_floor_threads(paths, big_buffer, offsets),
         "floor_small_buffer": lambda: read_floor_small(paths, small_buffer),
         "first_touch": lambda: first_touch(shape),
+        "discovery_floor": lambda: discovery_floor(folder),
         "discover": lambda: discover(folder),
         "load": do_load,
+        "load_1_thread": do_load_one_thread,
         "simpleitk": lambda: simpleitk_read(paths),
     }
+    if rescaled:
+        measurements["load_rescaled"] = lambda: load(rescaled_series)
     samples: dict[str, list[float]] = {name: [] for name in measurements}
     results: dict[str, object] = {}
     for round_index in range(repeats + 1):  # round 0 warms the page cache and imports
@@ -186,6 +269,15 @@ def run(slices: int, repeats: int, folder: Path) -> dict[str, Any]:
             del result
     loaded = results["load"]
     assert isinstance(loaded, Volume)
+    loaded_one_thread = results["load_1_thread"]
+    assert isinstance(loaded_one_thread, Volume)
+    rescaled_check: dict[str, bool] = {}
+    if rescaled_values is not None:
+        loaded_rescaled = results["load_rescaled"]
+        assert isinstance(loaded_rescaled, Volume)
+        rescaled_check["load_rescaled_equals_hu"] = bool(
+            np.array_equal(loaded_rescaled.array_zyx, rescaled_values)
+        )
     sitk_result = results["simpleitk"]
     assert isinstance(sitk_result, tuple)
     sitk_array: np.ndarray = sitk_result[1]
@@ -211,8 +303,12 @@ def run(slices: int, repeats: int, folder: Path) -> dict[str, Any]:
         "ratios_of_min": ratios({name: min(values) for name, values in samples.items()}),
         "checks": {
             "load_equals_written": bool(np.array_equal(loaded.array_zyx, written)),
+            "load_1_thread_equals_written": bool(
+                np.array_equal(loaded_one_thread.array_zyx, written)
+            ),
             "load_dtype": str(loaded.array_zyx.dtype),
             "simpleitk_equals_written": bool(np.array_equal(sitk_array, written)),
+            **rescaled_check,
             "discovered_series": len(found),
         },
         "targets": {
@@ -226,10 +322,18 @@ def ratios(ms: dict[str, float]) -> dict[str, float]:
     floor, disc, load_ms = ms["floor"], ms["discover"], ms["load"]
     return {
         "load/floor": round(load_ms / floor, 2),
+        "load/floor_2_threads": round(load_ms / ms["floor_2_threads"], 2),
+        "load_1_thread/floor": round(ms["load_1_thread"] / floor, 2),
+        "discover/discovery_floor": round(disc / ms["discovery_floor"], 2),
         "discover/load": round(disc / load_ms, 2),
         "discover/(discover+load)": round(disc / (disc + load_ms), 2),
         "(discover+load)/floor": round((disc + load_ms) / floor, 2),
         "simpleitk/floor": round(ms["simpleitk"] / floor, 2),
+        **(
+            {"load_rescaled/floor": round(ms["load_rescaled"] / floor, 2)}
+            if "load_rescaled" in ms
+            else {}
+        ),
     }
 
 
@@ -251,13 +355,19 @@ def print_report(report: dict[str, Any]) -> None:
     )
     labels = {
         "floor": "floor (file bytes -> reused volume-sized buffer)",
+        "floor_2_threads": "floor, two threads",
         "floor_small_buffer": "floor, one file-sized buffer (no memory traffic)",
         "first_touch": "first touch of a fresh volume-sized array",
+        "discovery_floor": "discovery floor (list, open+read 4 KB+close each)",
         "discover": "discover(folder)",
         "load": "load(series)",
+        "load_1_thread": "load(series) on one thread",
         "simpleitk": "SimpleITK ImageSeriesReader (int16)",
+        "load_rescaled": "load(series), 12-bit unsigned + intercept -1024 copy",
     }
     for name, label in labels.items():
+        if name not in ms:
+            continue
         print(f"  {label:<52} {ms[name]:>6} ms   (min {report['min_ms'][name]} ms)")
     print(f"  {'ratio':<52} {'median':>6}  {'(of minima)':>11}")
     for name, value in report["ratios"].items():
@@ -274,14 +384,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the temporary series")
+    parser.add_argument(
+        "--rescaled",
+        action="store_true",
+        help="also load a copy stored as most CT is (12-bit unsigned, intercept -1024)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="meddiag-bench-", dir=args.dir) as folder:
-        report = run(args.slices, max(1, args.repeats), Path(folder) / "series")
+        report = run(args.slices, max(1, args.repeats), Path(folder) / "series", args.rescaled)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print_report(report)
-    return 0 if report["checks"]["load_equals_written"] else 1
+    checks = report["checks"]
+    loads = ("load_equals_written", "load_1_thread_equals_written", "load_rescaled_equals_hu")
+    return 0 if all(checks.get(name, True) for name in loads) else 1
 
 
 if __name__ == "__main__":

@@ -8,11 +8,13 @@ group that cannot become a 3-D volume says why, in words a radiologist understan
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 from meddiag_desktop.domain import (
     PixelFormat,
@@ -21,10 +23,16 @@ from meddiag_desktop.domain import (
     SeriesInfo,
     SeriesKind,
     SliceRef,
-    vector3,
+    Vector3,
 )
 from meddiag_desktop.scans import file_formats, multiframe, sop_classes
-from meddiag_desktop.scans.dicom_header import DicomHeader, read_header
+from meddiag_desktop.scans.dicom_header import (
+    DicomHeader,
+    HeaderReader,
+    decimal_values,
+    frame_count,
+    image_type_words,
+)
 from meddiag_desktop.scans.errors import NotDicomError, ScanError
 from meddiag_desktop.scans.slice_geometry import analyse_stack
 
@@ -42,22 +50,24 @@ def discover(path: Path | str, progress: ProgressCallback | None = None) -> list
     root = Path(path)
     if not root.exists():
         raise ScanError(root, "does not exist")
-    files = [root] if root.is_file() else list(_walk(root))
+    files = [(root, str(root), root.name)] if root.is_file() else list(_walk(root))
     headers: list[DicomHeader] = []
     others: list[SeriesInfo] = []
     unreadable: list[ScanError] = []
-    for index, file in enumerate(files):
+    reader = HeaderReader()  # the files of a series share a layout: read it once
+    is_volume_file = _VolumeFileNames()
+    for index, (file, location, name) in enumerate(files):
         if progress is not None and index % _PROGRESS_EVERY == 0:
             progress(
                 Progress(
                     index / max(len(files), 1), "reading headers", f"{index} of {len(files)} files"
                 )
             )
-        if file_formats.is_volume_file(file):
+        if is_volume_file(file, name):
             others.append(file_formats.describe(file))
             continue
         try:
-            headers.append(read_header(file))
+            headers.append(reader.read(file, location))
         except NotDicomError:
             if root.is_file():
                 raise ScanError(
@@ -98,13 +108,36 @@ def _warn_of_lost_files(series: SeriesInfo, lost: list[tuple[Path, str]]) -> Ser
     return replace(series, warnings=(*series.warnings, note))
 
 
-def _walk(root: Path) -> Iterable[Path]:
+class _VolumeFileNames:
+    """:func:`file_formats.is_volume_file`, asked once per name ending: it depends on the
+    name's suffix only (".nii.gz" included), and a folder holds hundreds of "*.dcm"."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, bool] = {}
+
+    def __call__(self, path: Path, name: str | None = None) -> bool:
+        """Whether ``path`` (whose name is ``name``, when known) is a volume file."""
+        name = (path.name if name is None else name).lower()
+        dot = name.rfind(".")  # the suffix as pathlib finds it
+        ending = (
+            ".nii.gz" if name.endswith(".nii.gz") else name[dot:] if 0 < dot < len(name) - 1 else ""
+        )
+        known = self._known.get(ending)
+        if known is None:
+            known = self._known[ending] = file_formats.is_volume_file(path)
+        return known
+
+
+def _walk(root: Path) -> Iterable[tuple[Path, str, str]]:
+    """(path, the path as a string, the name) of every file: strings at hand are cheaper than
+    the Path's own (formatted or parsed on first use)."""
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        base, prefix = Path(folder), os.path.join(folder, "")  # the folder and a separator
         for name in sorted(names):
             if name.startswith(".") or name in _IGNORED_NAMES or name.startswith("LICENSE"):
                 continue
-            yield Path(folder) / name
+            yield base / name, prefix + name, name
 
 
 def group_headers(headers: list[DicomHeader]) -> list[SeriesInfo]:
@@ -176,7 +209,7 @@ def _split_series(members: list[DicomHeader]) -> list[SeriesInfo]:
         elif kind is not SeriesKind.VOLUME:
             not_stackable[(kind, reason)].append(header)
         else:
-            orientation = tuple(round(v, 3) for v in header.floats("image_orientation"))
+            orientation = _rounded_orientation(header.image_orientation)
             stackable[(orientation, header.rows, header.columns, header.echo_numbers)].append(
                 header
             )
@@ -198,6 +231,12 @@ def _split_series(members: list[DicomHeader]) -> list[SeriesInfo]:
     return parts
 
 
+@functools.lru_cache(maxsize=256)
+def _rounded_orientation(text: str) -> tuple[float, ...]:
+    """ImageOrientationPatient to 0.001, as the key that splits a series by plane."""
+    return tuple(round(v, 3) for v in decimal_values(text))
+
+
 def _damage_text(damaged: list[DicomHeader]) -> str:
     """Which files are damaged and how, for a reason shown to the user."""
     shown = "; ".join(f"{h.path.name} {h.damage}" for h in damaged[:3])
@@ -208,47 +247,81 @@ def _damage_text(damaged: list[DicomHeader]) -> str:
 
 def classify(header: DicomHeader) -> tuple[SeriesKind, str]:
     """What one file is; VOLUME means 'a slice that may be stacked'."""
-    if header.damage:
+    return _classify(
+        header.damage,
+        header.sop_class_uid,
+        header.has_pixels,
+        header.samples_per_pixel,
+        header.photometric,
+        header.image_type,
+        header.number_of_frames,
+        header.shared_functional_groups,
+        header.series_description,
+        len(header.floats("image_position")),
+        len(header.floats("image_orientation")),
+        len(header.floats("pixel_spacing")),
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _classify(
+    damage: str,
+    sop_class_uid: str,
+    has_pixels: bool,
+    samples_per_pixel: int,
+    photometric: str,
+    image_type: str,
+    number_of_frames: str,
+    shared_functional_groups: str,
+    series_description: str,
+    position_values: int,
+    orientation_values: int,
+    spacing_values: int,
+) -> tuple[SeriesKind, str]:
+    """:func:`classify` from exactly the fields it reads: the files of a series share them,
+    so each combination is worked out once."""
+    if damage:
         return SeriesKind.UNREADABLE, "damaged (truncated or corrupt): cannot be read"
-    non_image = sop_classes.non_image_reason(header.sop_class_uid)
+    non_image = sop_classes.non_image_reason(sop_class_uid)
     if non_image:
         return SeriesKind.NON_IMAGE, non_image
-    if not header.has_pixels:
+    if not has_pixels:
         return SeriesKind.NON_IMAGE, "holds no image (no pixel data)"
-    if header.samples_per_pixel != 1 or header.photometric.startswith(("RGB", "YBR", "PALETTE")):
+    if samples_per_pixel != 1 or photometric.startswith(("RGB", "YBR", "PALETTE")):
         return SeriesKind.COLOUR, (
             "colour images (such as screenshots or reports) cannot be read as a greyscale scan"
         )
-    if sop_classes.is_secondary_capture(header.sop_class_uid):
+    if sop_classes.is_secondary_capture(sop_class_uid):
         return SeriesKind.SECONDARY_CAPTURE, (
             "secondary capture (a picture of a screen or a report), not an acquired scan"
         )
-    if "MOSAIC" in header.image_types:
+    image_types = image_type_words(image_type)
+    if "MOSAIC" in image_types:
         return SeriesKind.MOSAIC, (
             "Siemens mosaic (fMRI/diffusion slices tiled into one image): "
             "not supported; convert with a research tool such as dcm2niix"
         )
     if (
-        header.frames > 1
-        or header.shared_functional_groups
-        or sop_classes.is_enhanced(header.sop_class_uid)
+        frame_count(number_of_frames) > 1
+        or shared_functional_groups
+        or sop_classes.is_enhanced(sop_class_uid)
     ):
         return SeriesKind.MULTI_FRAME, ""
-    if _is_localizer(header):
+    if _is_localizer(image_types, series_description):
         return SeriesKind.LOCALIZER, (
             "scout/localizer (a 2-D planning image taken before the scan), not a 3-D volume"
         )
-    if "PROJECTION IMAGE" in header.image_types:
+    if "PROJECTION IMAGE" in image_types:
         return SeriesKind.SECONDARY_CAPTURE, (
             "projection images (MIP/MinIP renderings made "
             "from another series), not an acquired volume"
         )
-    if len(header.floats("image_position")) != 3 or len(header.floats("image_orientation")) != 6:
+    if position_values != 3 or orientation_values != 6:
         return SeriesKind.NON_IMAGE, (
             "images without position in the patient (no "
             "ImagePositionPatient/ImageOrientationPatient)"
         )
-    if len(header.floats("pixel_spacing")) != 2:
+    if spacing_values != 2:
         return SeriesKind.NON_IMAGE, "images without pixel spacing: sizes would be unknown"
     return SeriesKind.VOLUME, ""
 
@@ -256,11 +329,11 @@ def classify(header: DicomHeader) -> tuple[SeriesKind, str]:
 _LOCALIZER_WORDS = ("LOCALIZER", "LOCALISER", "SCOUT", "SURVEY", "TOPOGRAM", "SCANOGRAM", "PILOT")
 
 
-def _is_localizer(header: DicomHeader) -> bool:
+def _is_localizer(image_types: tuple[str, ...], series_description: str) -> bool:
     """ImageType says so on most scanners; older MR only names it in the description."""
-    if any(word in header.image_types for word in ("LOCALIZER", "SCOUT")):
+    if any(word in image_types for word in ("LOCALIZER", "SCOUT")):
         return True
-    description = header.series_description.upper()
+    description = series_description.upper()
     return any(word in description for word in _LOCALIZER_WORDS)
 
 
@@ -306,7 +379,9 @@ def _stack_part(group: list[DicomHeader], multi_plane: bool) -> SeriesInfo:
             ),
         )
     chosen = first_time_point
-    geometry = analyse_stack([vector3(h.floats("image_position")) for h in chosen], orientation)
+    # classify() made sure every position has three values
+    chosen_positions = cast("list[Vector3]", [h.floats("image_position") for h in chosen])
+    geometry = analyse_stack(chosen_positions, orientation)
     if geometry.duplicates:
         return SeriesInfo(
             key="",
@@ -367,11 +442,13 @@ def _slice_ref(header: DicomHeader) -> SliceRef:
     x, y, z = header.floats("image_position")
     expected = header.rows * header.columns * max(header.bits_allocated // 8, 1)
     fast = header.uncompressed and header.pixel_offset >= 0 and header.pixel_length == expected
+    slope = decimal_values(header.rescale_slope)  # header.number(), without its per-file cache
+    intercept = decimal_values(header.rescale_intercept)
     return SliceRef(
         path=header.path,
         position_lps_mm=(x, y, z),
-        rescale_slope=header.number("rescale_slope", 1.0) or 1.0,
-        rescale_intercept=header.number("rescale_intercept", 0.0),
+        rescale_slope=(slope[0] if slope else 1.0) or 1.0,
+        rescale_intercept=intercept[0] if intercept else 0.0,
         pixel_offset=header.pixel_offset if fast else -1,
     )
 
@@ -381,8 +458,8 @@ def _first_time_point(
 ) -> tuple[int, list[DicomHeader]]:
     """(number of time points, slices of the first); 0 time points when repeats are uneven."""
     counts: dict[tuple[float, ...], list[DicomHeader]] = defaultdict(list)
-    for header, position in zip(group, positions, strict=True):
-        counts[tuple(round(v, 2) for v in position)].append(header)
+    for header, (x, y, z) in zip(group, positions, strict=True):
+        counts[(round(x, 2), round(y, 2), round(z, 2))].append(header)
     repeats = {len(v) for v in counts.values()}
     if repeats == {1}:
         return 1, group
