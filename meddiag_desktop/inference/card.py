@@ -93,6 +93,19 @@ class SlidingWindow:
     overlap: float = 0.5
     batch_size: int = 2
     gaussian_sigma_scale: float = 0.125
+    # Fully convolutional models only (all three set together, see models/README.md): the model
+    # gives the same output for a voxel whatever the input size, as long as every side is a
+    # multiple of ``tile_multiple`` and the voxel is at least ``tile_margin`` voxels (its
+    # receptive-field radius) inside the input. The pipeline then runs fewer, larger tiles, up
+    # to ``max_tile_zyx`` and to a working-memory budget of ``tile_bytes_per_voxel`` per voxel.
+    max_tile_zyx: tuple[int, int, int] | None = None
+    tile_multiple: int = 1
+    tile_margin: int = 0
+    tile_bytes_per_voxel: float = 0.0  # the model's working memory per input voxel (0: unknown)
+
+    @property
+    def fully_convolutional(self) -> bool:
+        return self.max_tile_zyx is not None
 
 
 @dataclass(frozen=True)
@@ -253,6 +266,7 @@ def parse_card(data: dict, folder: Path) -> ModelCard:
         gaussian_sigma_scale=r.get(
             window_table, "gaussian_sigma_scale", float, "sliding_window.", 0.125
         ),
+        **_parse_tiling(r, window_table, card_input),
     )
     if window.overlap is not None and not 0.0 <= window.overlap < 1.0:
         r.problems.append("'sliding_window.overlap' must be at least 0 and below 1")
@@ -280,6 +294,64 @@ def parse_card(data: dict, folder: Path) -> ModelCard:
     if r.problems:
         raise CardError(folder / CARD_FILE, r.problems)
     return card
+
+
+_TILING_KEYS = ("max_tile_zyx", "tile_multiple", "tile_margin", "tile_bytes_per_voxel")
+
+
+def _parse_tiling(r: _Reader, table: dict, card_input: InputSpec) -> dict[str, Any]:
+    """The optional fully-convolutional fields of [sliding_window]; all or none of them."""
+    where = "sliding_window."
+    given = [key for key in _TILING_KEYS if key in table]
+    if not given:
+        return {}
+    missing = [key for key in _TILING_KEYS[:3] if key not in table]
+    if missing:
+        r.problems.append(
+            "a fully convolutional model needs 'sliding_window.max_tile_zyx', 'tile_multiple' "
+            f"and 'tile_margin' together ({', '.join(missing)} missing)"
+        )
+        return {}
+    max_tile = r.numbers(table, "max_tile_zyx", 3, where, integer=True)
+    multiple = r.get(table, "tile_multiple", int, where)
+    margin = r.get(table, "tile_margin", int, where)
+    bytes_per_voxel = r.get(table, "tile_bytes_per_voxel", float, where, 0.0)
+    if card_input.mode is not InputMode.SLIDING_WINDOW:
+        r.problems.append(f"'{where}max_tile_zyx' is only for input.mode = 'sliding_window'")
+    if multiple is not None and multiple < 1:
+        r.problems.append(f"'{where}tile_multiple' must be at least 1")
+        multiple = None
+    if margin is not None and margin < 0:
+        r.problems.append(f"'{where}tile_margin' (the receptive-field radius) must be >= 0")
+        margin = None
+    if bytes_per_voxel is not None and bytes_per_voxel < 0:
+        r.problems.append(f"'{where}tile_bytes_per_voxel' must be >= 0")
+    if max_tile is not None and multiple is not None:
+        if any(size % multiple for size in max_tile):
+            r.problems.append(
+                f"'{where}max_tile_zyx' {list(max_tile)} must be multiples of tile_multiple "
+                f"({multiple})"
+            )
+        if any(size < p for size, p in zip(max_tile, card_input.shape_zyx, strict=True)):
+            r.problems.append(
+                f"'{where}max_tile_zyx' {list(max_tile)} must be at least the patch "
+                f"input.shape_zyx {list(card_input.shape_zyx)}"
+            )
+        if margin is not None and any(size < 2 * margin + multiple for size in max_tile):
+            r.problems.append(
+                f"'{where}max_tile_zyx' {list(max_tile)} must exceed twice tile_margin "
+                f"({margin}) by at least tile_multiple, or tiles would not advance"
+            )
+    if multiple is not None and any(p % multiple for p in card_input.shape_zyx):
+        r.problems.append(
+            f"'input.shape_zyx' must be multiples of '{where}tile_multiple' ({multiple})"
+        )
+    return {
+        "max_tile_zyx": max_tile,
+        "tile_multiple": multiple or 1,
+        "tile_margin": margin or 0,
+        "tile_bytes_per_voxel": bytes_per_voxel or 0.0,
+    }
 
 
 def _parse_input(r: _Reader, table: dict) -> InputSpec:

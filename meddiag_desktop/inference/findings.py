@@ -8,6 +8,8 @@ measures one pixel, not zero.
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -19,11 +21,101 @@ from meddiag_desktop.domain import Finding, FindingSource, Volume
 
 
 def label_components(labels_zyx: np.ndarray, label: int) -> tuple[np.ndarray, int]:
-    """26-connected components of one label value (SimpleITK: fast, bounded memory)."""
+    """26-connected components of one label value over the whole array (uint32 labels)."""
     image = sitk.GetImageFromArray((labels_zyx == label).astype(np.uint8))
     components = sitk.ConnectedComponent(image, True)
     array = sitk.GetArrayFromImage(components)
     return array, int(array.max())
+
+
+Box = tuple[slice, slice, slice]
+
+
+def _runs(profile: np.ndarray | np.bool_) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True in a 1-D boolean profile."""
+    flags = np.asarray(profile, dtype=np.int8)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], flags, [0]))))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _occupied(labels_zyx: np.ndarray, label: int, chunk_voxels: int = 1 << 20) -> list[Box]:
+    """Boxes that hold every voxel of ``label``, separated by empty planes, so no connected
+    component crosses two boxes. Found from the projections, a few slices at a time: no
+    full-size temporary."""
+    depth, rows, columns = labels_zyx.shape
+    step = max(1, chunk_voxels // max(1, rows * columns))
+    z_profile = np.zeros(depth, dtype=bool)
+    yx_profile = np.zeros((rows, columns), dtype=bool)
+    for first in range(0, depth, step):
+        mask = labels_zyx[first : first + step] == label
+        z_profile[first : first + step] = mask.any(axis=(1, 2))
+        yx_profile |= mask.any(axis=0)
+    found: list[Box] = []
+    first_runs = [_runs(z_profile), _runs(yx_profile.any(axis=1)), _runs(yx_profile.any(axis=0))]
+    boxes = _split((0, 0, 0), first_runs)
+    while boxes:  # split each box again by its own projections until every box is tight
+        box = boxes.pop()
+        mask = labels_zyx[box] == label
+        runs = [_runs(mask.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+        parts = _split(tuple(s.start for s in box), runs)
+        if len(parts) == 1:
+            found.append(parts[0])
+        else:
+            boxes.extend(parts)
+    return found
+
+
+def _split(offset: tuple[int, ...], runs: list[list[tuple[int, int]]]) -> list[Box]:
+    """The boxes of every combination of runs; one box around all of them if that is many
+    (scattered voxels: splitting would cost more than it saves); none if a profile is empty."""
+    if not all(runs):
+        return []
+    if math.prod(len(r) for r in runs) > _MAX_SPLIT:
+        runs = [[(r[0][0], r[-1][1])] for r in runs]
+    return [
+        (
+            slice(offset[0] + z[0], offset[0] + z[1]),
+            slice(offset[1] + y[0], offset[1] + y[1]),
+            slice(offset[2] + x[0], offset[2] + x[1]),
+        )
+        for z, y, x in itertools.product(*runs)
+    ]
+
+
+_MAX_SPLIT = 64
+
+
+def _components_in(labels_zyx: np.ndarray, label: int) -> list[tuple[Box, np.ndarray, tuple]]:
+    """(box, mask in the box, first voxel) of each 26-connected component of ``label``.
+
+    Connected components run inside tight boxes around the label's voxels (compact uint32
+    label images, the size of the lesions rather than of the scan). The order is that of a
+    whole-volume labelling: by each component's first voxel in (z, y, x) scan order.
+    """
+    found = []
+    for box in _occupied(labels_zyx, label):
+        image = sitk.GetImageFromArray((labels_zyx[box] == label).view(np.uint8))
+        labelled = sitk.ConnectedComponent(image, True)
+        del image
+        # A view, no copy; ``labelled`` stays referenced while it is used (PITFALLS.md).
+        components = sitk.GetArrayViewFromImage(labelled)
+        count = int(components.max())
+        offset = [int(s.start) for s in box]
+        for number, local in enumerate(ndimage.find_objects(components, max_label=count), 1):
+            if local is None:
+                continue
+            mask = components[local] == number
+            first_local = np.unravel_index(int(np.argmax(mask)), mask.shape)
+            first = tuple(
+                int(v) + s.start + o for v, s, o in zip(first_local, local, offset, strict=True)
+            )
+            inner = tuple(
+                slice(s.start + o, s.stop + o) for s, o in zip(local, offset, strict=True)
+            )
+            found.append((inner, mask, first))
+        del components, labelled
+    found.sort(key=lambda item: item[2])
+    return found  # type: ignore[return-value]
 
 
 def extract_findings(
@@ -32,24 +124,25 @@ def extract_findings(
     probability_zyx: np.ndarray,
     label_names: dict[int, str],
     min_volume_mm3: float,
+    in_place: bool = False,
 ) -> tuple[np.ndarray, list[Finding]]:
-    """Drop components below the minimum volume, measure the rest; returns the cleaned map."""
+    """Drop components below the minimum volume, measure the rest; returns the cleaned map.
+
+    ``in_place``: clean ``labels_zyx`` itself instead of a copy (the pipeline's own map; all
+    its values must be in ``label_names``), which saves a full-size array.
+    """
     voxel_mm3 = float(np.prod(volume.spacing_xyz_mm))
-    cleaned = np.zeros_like(labels_zyx)
+    cleaned = labels_zyx if in_place else np.zeros_like(labels_zyx)
     findings: list[Finding] = []
     slice_axis = axial_index_axis(volume)
     for label in sorted(label_names):
-        components, count = label_components(labels_zyx, label)
-        if count == 0:
-            continue
-        sizes = np.bincount(components.ravel(), minlength=count + 1)
-        boxes = _bounding_boxes(components, count)
-        for component in range(1, count + 1):
-            box = boxes[component]
-            if box is None or sizes[component] * voxel_mm3 < min_volume_mm3:
+        for box, mask, _ in _components_in(labels_zyx, label):
+            if mask.sum() * voxel_mm3 < min_volume_mm3:
+                if in_place:
+                    cleaned[box][mask] = 0
                 continue
-            mask = components[box] == component
-            cleaned[box][mask] = label
+            if not in_place:
+                cleaned[box][mask] = label
             findings.append(
                 _measure(
                     volume,
@@ -69,10 +162,6 @@ def extract_findings(
 
 def _renumber(finding: Finding, number: int) -> Finding:
     return replace(finding, finding_id=number)
-
-
-def _bounding_boxes(components: np.ndarray, count: int) -> list[tuple[slice, ...] | None]:
-    return [None, *ndimage.find_objects(components, max_label=count)]
 
 
 def axial_index_axis(volume: Volume) -> int:

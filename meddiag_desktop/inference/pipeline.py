@@ -3,27 +3,44 @@
 The pipeline is a plain generator so the CLI draws a progress bar and the GUI runs it in a
 worker thread with a Cancel button, from the same code. Its result is the generator's return
 value; :func:`run_to_end` drives it when nobody needs the progress.
+
+Memory stays bounded: the scan is resampled from its stored integers straight to float32 in
+model space; a fully convolutional model runs on tiles sized to a working-memory budget
+(:mod:`tiling`); the probabilities come back to the scan's grid slab by slab, straight into the
+uint8 label map and the float32 probability map; lesions are labelled inside their own boxes.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from meddiag_desktop.domain import Finding, Progress, Segmentation, Volume
 from meddiag_desktop.inference.card import Activation, InputMode, ModelCard, verify_onnx
 from meddiag_desktop.inference.findings import extract_findings
-from meddiag_desktop.inference.preprocess import ModelInput, prepare, to_original_grid
+from meddiag_desktop.inference.preprocess import (
+    ModelInput,
+    model_channel,
+    original_slabs,
+    prepare,
+    slab_on_original_grid,
+)
 from meddiag_desktop.inference.session import (
     ModelLoadError,
     ProviderReport,
     SessionCache,
     provider_preference,
+    run_options,
 )
-from meddiag_desktop.inference.sliding_window import CancelToken, WindowPlan, sliding_window
+from meddiag_desktop.inference.sliding_window import (
+    CancelToken,
+    WindowPlan,
+    sliding_window,
+)
+from meddiag_desktop.inference.tiling import TilePlan, plan_tiles, tiled_inference
 
 
 class ModelMismatchError(Exception):
@@ -33,9 +50,16 @@ class ModelMismatchError(Exception):
 @dataclass(frozen=True)
 class InferenceOptions:
     provider: str | None = None  # "cpu", "cuda", ...; None = best available
-    overlap: float | None = None  # None = the card's
+    # Sliding windows: None = the card's. Giving an overlap asks for the card's patch-size
+    # windows even when the card allows large tiles.
+    overlap: float | None = None
     batch_size: int | None = None
     allow_modality_mismatch: bool = False
+    # Fully convolutional cards: run large tiles (same results, far fewer computations).
+    large_tiles: bool = True
+    # The model's working memory for one tile, in MB; None = 1.5 x the scan's float32 size,
+    # within [256, 1024] MB (small scans: a few large tiles rather than many small ones).
+    tile_memory_mb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +70,11 @@ class InferenceResult:
     provider: ProviderReport
     timings_s: dict[str, float]
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    plan: str = ""  # how the model was run, e.g. "6 tile(s) of (200, 140, 112) ..."
+    model_inputs: tuple[tuple[int, ...], ...] = ()  # the shape of every model call's input
+
+
+TILE_MEMORY_MB_RANGE = (256.0, 1024.0)
 
 
 _DEFAULT_SESSIONS = SessionCache()
@@ -98,25 +127,55 @@ def run_inference(
     _check_cancel(cancel)
 
     channels = _channel_count(card)
+    calls: list[tuple[int, ...]] = []
+    stop = run_options()
+    if cancel is not None:
+        cancel.on_cancel(stop.cancel)  # stops a model call already running on a large tile
 
     def run_batch(batch: np.ndarray) -> np.ndarray:
-        return session.run([output_name], {input_name: batch})[0]
+        calls.append(batch.shape)
+        try:
+            return session.run([output_name], {input_name: batch}, stop.options)[0]
+        except Exception:
+            _check_cancel(cancel)  # terminated by the cancel token: say so, not "failed"
+            raise
 
     clock = time.perf_counter()
+    plan_text = ""
     if card.input.mode is InputMode.SLIDING_WINDOW:
-        plan = WindowPlan(
-            patch_zyx=card.input.shape_zyx,
-            overlap=card.sliding_window.overlap if options.overlap is None else options.overlap,
-            batch_size=options.batch_size or card.sliding_window.batch_size,
-            sigma_scale=card.sliding_window.gaussian_sigma_scale,
-        )
-        scores = yield from sliding_window(
-            model_input.array_zyx, _activated(run_batch, card), channels, plan, cancel, (0.05, 0.9)
-        )
+        tiles = _tile_plan(volume, model_input, card, options)
+        if tiles is not None:
+            plan_text = tiles.describe()
+            scores = yield from tiled_inference(
+                model_input.array_zyx,
+                _activated(run_batch, card),
+                channels,
+                tiles,
+                cancel,
+                (0.05, 0.9),
+            )
+        else:
+            plan = WindowPlan(
+                patch_zyx=card.input.shape_zyx,
+                overlap=card.sliding_window.overlap if options.overlap is None else options.overlap,
+                batch_size=options.batch_size or card.sliding_window.batch_size,
+                sigma_scale=card.sliding_window.gaussian_sigma_scale,
+            )
+            plan_text = f"windows of {plan.patch_zyx}, overlap {plan.overlap}"
+            scores = yield from sliding_window(
+                model_input.array_zyx,
+                _activated(run_batch, card),
+                channels,
+                plan,
+                cancel,
+                (0.05, 0.9),
+            )
     else:
+        plan_text = f"whole volume {model_input.array_zyx.shape}"
         yield Progress(0.05, "running model", "whole volume")
         scores = _activated(run_batch, card)(model_input.array_zyx[np.newaxis, np.newaxis])[0]
     timings["model"] = time.perf_counter() - clock
+    model_input = replace(model_input, array_zyx=np.empty((0, 0, 0), np.float32))  # free it
     _check_cancel(cancel)
 
     yield Progress(0.9, "mapping back", "onto the scan's grid")
@@ -131,13 +190,27 @@ def run_inference(
     findings: list[Finding] = []
     if card.postprocessing.findings:
         labels, findings = extract_findings(
-            volume, labels, probability, card.label_names, card.postprocessing.min_lesion_volume_mm3
+            volume,
+            labels,
+            probability,
+            card.label_names,
+            card.postprocessing.min_lesion_volume_mm3,
+            in_place=True,
         )
     timings["findings"] = time.perf_counter() - clock
     timings["total"] = time.perf_counter() - started
     yield Progress(1.0, "done", f"{len(findings)} finding(s)")
     segmentation = Segmentation(labels, card.label_names, card.label_colours, probability)
-    return InferenceResult(segmentation, tuple(findings), card, report, timings, tuple(warnings))
+    return InferenceResult(
+        segmentation,
+        tuple(findings),
+        card,
+        report,
+        timings,
+        tuple(warnings),
+        plan_text,
+        tuple(calls),
+    )
 
 
 def run_to_end(
@@ -204,33 +277,65 @@ def _activated(run_batch, card: ModelCard):
     return softmax_batch
 
 
+def _tile_plan(
+    volume: Volume, model_input: ModelInput, card: ModelCard, options: InferenceOptions
+) -> TilePlan | None:
+    """Large tiles when the card allows them and the options do not ask for windows."""
+    window = card.sliding_window
+    if window.max_tile_zyx is None or not options.large_tiles or options.overlap is not None:
+        return None
+    budget_mb = options.tile_memory_mb
+    if budget_mb is None:
+        scan_mb = volume.array_zyx.size * 4 / 2**20
+        budget_mb = min(max(1.5 * scan_mb, TILE_MEMORY_MB_RANGE[0]), TILE_MEMORY_MB_RANGE[1])
+    max_voxels = (
+        int(budget_mb * 2**20 / window.tile_bytes_per_voxel)
+        if window.tile_bytes_per_voxel > 0
+        else None
+    )
+    return plan_tiles(
+        model_input.array_zyx.shape,
+        window.max_tile_zyx,
+        window.tile_margin,
+        window.tile_multiple,
+        max_voxels,
+        card.input.shape_zyx,
+    )
+
+
 def _labels_on_original_grid(
     scores: np.ndarray, model_input: ModelInput, card: ModelCard
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Threshold (sigmoid) or per-class comparison (softmax) one channel at a time.
+    """Threshold (sigmoid) or per-class comparison (softmax), slab by slab of the scan's grid.
 
-    Only two float32 volumes on the scan's grid exist at once, whatever the class count.
+    Besides the uint8 labels and the float32 probability map, only a few slices per channel
+    exist at once, whatever the class count and the scan's size.
     """
-    if card.output.activation is Activation.SIGMOID:
-        shape = model_input.original_grid.GetSize()[::-1]
-        labels = np.zeros(shape, dtype=np.uint8)
-        probability = np.zeros(shape, dtype=np.float32)
+    shape = model_input.original_grid.shape_zyx
+    labels = np.zeros(shape, dtype=np.uint8)
+    probability = np.zeros(shape, dtype=np.float32)
+    sigmoid = card.output.activation is Activation.SIGMOID
+    wanted = [label.channel for label in card.output.labels]
+    if not sigmoid:
+        wanted = [0, *wanted]  # the background first
+    channels = {c: model_channel(scores[c], model_input) for c in dict.fromkeys(wanted)}
+    for first, stop in original_slabs(model_input):
+        out_labels = labels[first:stop]
+        out_probability = probability[first:stop]
+        if sigmoid:
+            for label in card.output.labels:
+                channel = slab_on_original_grid(channels[label.channel], model_input, first, stop)
+                out_labels[channel >= card.postprocessing.threshold] = label.value
+                np.maximum(out_probability, channel, out=out_probability)
+            continue
+        best = slab_on_original_grid(channels[0], model_input, first, stop)
+        np.subtract(1.0, best, out=out_probability)  # probability of any label
         for label in card.output.labels:
-            channel = to_original_grid(scores[label.channel], model_input)
-            labels[channel >= card.postprocessing.threshold] = label.value
-            np.maximum(probability, channel, out=probability)
-        return labels, probability
-    best = to_original_grid(scores[0], model_input)  # background
-    background = best.copy()
-    labels = np.zeros(best.shape, dtype=np.uint8)
-    for label in card.output.labels:
-        channel = to_original_grid(scores[label.channel], model_input)
-        better = channel > best
-        labels[better] = label.value
-        np.maximum(best, channel, out=best)
-        del channel, better
-    np.subtract(1.0, background, out=background)  # probability of any label
-    return labels, background
+            channel = slab_on_original_grid(channels[label.channel], model_input, first, stop)
+            better = channel > best
+            out_labels[better] = label.value
+            np.maximum(best, channel, out=best)
+    return labels, probability
 
 
 __all__ = [

@@ -7,6 +7,7 @@ physical geometry, so mapping back is a resampling onto the original grid whatev
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,71 +18,201 @@ from meddiag_desktop.inference.card import InputMode, ModelCard, NormalizationMe
 from meddiag_desktop.scans.file_formats import image_from_volume
 
 
+@dataclass(frozen=True)
+class Grid:
+    """A voxel grid's geometry, without its voxels (SimpleITK conventions: x, y, z order)."""
+
+    size_xyz: tuple[int, int, int]
+    spacing_xyz: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[float, ...]  # 9 values, row-major; columns are the index axes
+
+    @classmethod
+    def of(cls, image: sitk.Image) -> Grid:
+        size = image.GetSize()
+        spacing = image.GetSpacing()
+        origin = image.GetOrigin()
+        return cls(
+            (int(size[0]), int(size[1]), int(size[2])),
+            (float(spacing[0]), float(spacing[1]), float(spacing[2])),
+            (float(origin[0]), float(origin[1]), float(origin[2])),
+            tuple(float(v) for v in image.GetDirection()),
+        )
+
+    @classmethod
+    def of_volume(cls, volume: Volume) -> Grid:
+        z, y, x = volume.shape_zyx
+        return cls(
+            (int(x), int(y), int(z)),
+            tuple(float(v) for v in volume.spacing_xyz_mm),  # type: ignore[arg-type]
+            tuple(float(v) for v in volume.origin_lps_mm),  # type: ignore[arg-type]
+            tuple(float(v) for v in volume.direction_lps),
+        )
+
+    @property
+    def shape_zyx(self) -> tuple[int, int, int]:
+        return (self.size_xyz[2], self.size_xyz[1], self.size_xyz[0])
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return np.asarray(self.direction, dtype=float).reshape(3, 3)
+
+    def slab(self, first: int, stop: int) -> Grid:
+        """Slices [first, stop) along the array's first axis (index z)."""
+        offset = self.matrix @ (np.asarray(self.spacing_xyz) * np.array([0.0, 0.0, first]))
+        origin = np.asarray(self.origin) + offset
+        return Grid(
+            (self.size_xyz[0], self.size_xyz[1], stop - first),
+            self.spacing_xyz,
+            (float(origin[0]), float(origin[1]), float(origin[2])),
+            self.direction,
+        )
+
+    def same_as(self, other: Grid) -> bool:
+        return (
+            self.size_xyz == other.size_xyz
+            and np.allclose(self.spacing_xyz, other.spacing_xyz, atol=1e-6)
+            and np.allclose(self.origin, other.origin, atol=1e-4)
+            and np.allclose(self.direction, other.direction, atol=1e-6)
+        )
+
+    def apply_to(self, image: sitk.Image) -> sitk.Image:
+        image.SetSpacing(self.spacing_xyz)
+        image.SetOrigin(self.origin)
+        image.SetDirection(self.direction)
+        return image
+
+
 @dataclass(frozen=True, eq=False)
 class ModelInput:
-    """The normalised array in model space, and the grids needed to map results back."""
+    """The normalised array in model space, and the grids needed to map results back.
+
+    Only geometry is kept besides the array: no copy of the scan stays alive during the run.
+    """
 
     array_zyx: np.ndarray  # float32, normalised, model orientation/spacing/shape
-    model_grid: sitk.Image  # geometry of array_zyx before any pad/crop (one float voxel type)
-    original_grid: sitk.Image  # the scan's own geometry
+    model_grid: Grid  # geometry of array_zyx before any pad/crop
+    original_grid: Grid  # the scan's own geometry
     crop_pad: tuple[tuple[int, int], ...]  # per axis (z, y, x): (pad before, crop before)
     unpadded_shape_zyx: tuple[int, int, int]
     same_grid: bool  # model space == scan grid: no resampling needed on the way back
 
 
-def prepare(volume: Volume, card: ModelCard) -> ModelInput:
-    spec = card.input
-    original = image_from_volume(volume)
-    image = sitk.Cast(original, sitk.sitkFloat32)
-    if spec.orientation:
-        image = sitk.DICOMOrient(image, spec.orientation)
-    if spec.target_spacing_xyz_mm is not None:
-        image = _resample_to_spacing(
-            image, spec.target_spacing_xyz_mm, float(np.min(volume.array_zyx))
+@dataclass(frozen=True)
+class _Reorientation:
+    """How DICOMOrient permutes and flips the index axes: new axis j = old axis perm[j]."""
+
+    perm: tuple[int, int, int]
+    flip: tuple[bool, bool, bool]
+
+    @property
+    def identity(self) -> bool:
+        return self.perm == (0, 1, 2) and not any(self.flip)
+
+    def apply(self, grid: Grid) -> Grid:
+        direction = grid.matrix
+        corner = [
+            (grid.size_xyz[old] - 1) if self.flip[new] else 0 for new, old in enumerate(self.perm)
+        ]
+        source_index = np.zeros(3)
+        for new, old in enumerate(self.perm):
+            source_index[old] = corner[new]
+        origin = np.asarray(grid.origin) + direction @ (np.asarray(grid.spacing_xyz) * source_index)
+        columns = [
+            direction[:, old] * (-1.0 if self.flip[new] else 1.0)
+            for new, old in enumerate(self.perm)
+        ]
+        return Grid(
+            tuple(grid.size_xyz[old] for old in self.perm),  # type: ignore[arg-type]
+            tuple(grid.spacing_xyz[old] for old in self.perm),  # type: ignore[arg-type]
+            (float(origin[0]), float(origin[1]), float(origin[2])),
+            tuple(float(v) for v in np.stack(columns, axis=1).ravel()),
         )
-    array = sitk.GetArrayFromImage(image)
-    same_grid = _same_geometry(image, original)
+
+    def apply_to_array(self, array_zyx: np.ndarray) -> np.ndarray:
+        """The same reorientation on a (z, y, x) array: a view, no copy."""
+        axes = [2 - self.perm[2 - a] for a in range(3)]
+        view = np.transpose(array_zyx, axes)
+        flips = tuple(slice(None, None, -1) if self.flip[2 - a] else slice(None) for a in range(3))
+        return view[flips]
+
+
+def _reorientation(grid: Grid, orientation: str) -> _Reorientation:
+    """Ask SimpleITK's DICOMOrient (on a 2-voxel stand-in) which axes it swaps and flips."""
+    proxy = sitk.Image([2, 2, 2], sitk.sitkUInt8)
+    proxy.SetDirection(grid.direction)
+    oriented = sitk.DICOMOrient(proxy, orientation)
+    relation = grid.matrix.T @ np.asarray(oriented.GetDirection(), dtype=float).reshape(3, 3)
+    perm = tuple(int(np.argmax(np.abs(relation[:, new]))) for new in range(3))
+    flip = tuple(bool(relation[perm[new], new] < 0) for new in range(3))
+    return _Reorientation(perm, flip)  # type: ignore[arg-type]
+
+
+def _respaced(grid: Grid, spacing: tuple[float, float, float]) -> Grid:
+    """The grid covering the same box at another spacing (cell edges kept)."""
+    old_size = np.asarray(grid.size_xyz, dtype=float)
+    old_spacing = np.asarray(grid.spacing_xyz, dtype=float)
+    new_spacing = np.asarray(spacing, dtype=float)
+    if np.allclose(old_spacing, new_spacing, rtol=1e-4):
+        return grid
+    new_size = np.maximum(1, np.round(old_size * old_spacing / new_spacing)).astype(int)
+    # Keep the physical centre of the first voxel's cell edge: the new grid covers the same box.
+    origin = np.asarray(grid.origin) + grid.matrix @ ((new_spacing - old_spacing) / 2.0)
+    return Grid(
+        (int(new_size[0]), int(new_size[1]), int(new_size[2])),
+        (float(new_spacing[0]), float(new_spacing[1]), float(new_spacing[2])),
+        (float(origin[0]), float(origin[1]), float(origin[2])),
+        grid.direction,
+    )
+
+
+def resample(image: sitk.Image, grid: Grid, fill: float = 0.0) -> sitk.Image:
+    """Linear resampling of ``image`` onto ``grid``, float32 out (whatever the input type)."""
+    return sitk.Resample(
+        image,
+        list(grid.size_xyz),
+        sitk.Transform(),
+        sitk.sitkLinear,
+        list(grid.origin),
+        list(grid.spacing_xyz),
+        list(grid.direction),
+        fill,
+        sitk.sitkFloat32,
+    )
+
+
+def prepare(volume: Volume, card: ModelCard) -> ModelInput:
+    """Orientation, spacing, pad/crop and normalisation, with one float32 copy in model space.
+
+    The scan is resampled straight from its stored integers to float32 on the model's grid
+    (orientation and spacing in one resampling), never cast to float32 at full size first.
+    """
+    spec = card.input
+    original = Grid.of_volume(volume)
+    grid = original
+    turn = _Reorientation((0, 1, 2), (False, False, False))
+    if spec.orientation:
+        turn = _reorientation(original, spec.orientation)
+        grid = turn.apply(original)
+    oriented = grid
+    if spec.target_spacing_xyz_mm is not None:
+        grid = _respaced(grid, spec.target_spacing_xyz_mm)
+    if grid is oriented:  # only axes swapped/flipped: exact, no interpolation
+        array = np.ascontiguousarray(turn.apply_to_array(volume.array_zyx), dtype=np.float32)
+    else:
+        source = image_from_volume(volume)
+        model_image = resample(source, grid, float(np.min(volume.array_zyx)))
+        del source
+        array = sitk.GetArrayFromImage(model_image)
+        del model_image
+    same_grid = grid.same_as(original)
     unpadded = (int(array.shape[0]), int(array.shape[1]), int(array.shape[2]))
     offsets: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))
     if spec.mode is InputMode.WHOLE_VOLUME and spec.shape_zyx is not None:
         array, offsets = _centre_pad_crop(array, spec.shape_zyx, float(array.min()))
         same_grid = same_grid and array.shape == unpadded
     normalised = normalise(array, card)
-    return ModelInput(normalised, image, original, offsets, unpadded, same_grid)
-
-
-def _same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
-    return (
-        a.GetSize() == b.GetSize()
-        and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=1e-6)
-        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-4)
-        and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-6)
-    )
-
-
-def _resample_to_spacing(
-    image: sitk.Image, spacing: tuple[float, float, float], fill: float
-) -> sitk.Image:
-    old_size = np.asarray(image.GetSize(), dtype=float)
-    old_spacing = np.asarray(image.GetSpacing(), dtype=float)
-    new_spacing = np.asarray(spacing, dtype=float)
-    if np.allclose(old_spacing, new_spacing, rtol=1e-4):
-        return image
-    new_size = np.maximum(1, np.round(old_size * old_spacing / new_spacing)).astype(int)
-    # Keep the physical centre of the first voxel's cell edge: the new grid covers the same box.
-    direction = np.asarray(image.GetDirection()).reshape(3, 3)
-    origin = np.asarray(image.GetOrigin()) + direction @ ((new_spacing - old_spacing) / 2.0)
-    return sitk.Resample(
-        image,
-        [int(v) for v in new_size],
-        sitk.Transform(),
-        sitk.sitkLinear,
-        origin.tolist(),
-        new_spacing.tolist(),
-        image.GetDirection(),
-        fill,
-        sitk.sitkFloat32,
-    )
+    return ModelInput(normalised, grid, original, offsets, unpadded, same_grid)
 
 
 def _centre_pad_crop(
@@ -107,14 +238,16 @@ def _centre_pad_crop(
 
 def undo_pad_crop(channel_zyx: np.ndarray, model_input: ModelInput) -> np.ndarray:
     """One output channel back to the un-padded model grid (cropped-away parts are 0)."""
-    if all(o == (0, 0) for o in model_input.crop_pad):
+    if channel_zyx.shape == model_input.unpadded_shape_zyx and all(
+        o == (0, 0) for o in model_input.crop_pad
+    ):
         return channel_zyx
     out = np.zeros(model_input.unpadded_shape_zyx, dtype=np.float32)
     src, dst = [], []
     for (pad, crop), full, size in zip(
         model_input.crop_pad, model_input.unpadded_shape_zyx, channel_zyx.shape, strict=True
     ):
-        if crop:
+        if full > size:  # cropped (a crop of 1 voxel starts at 0: decide by the sizes)
             src.append(slice(0, size))
             dst.append(slice(crop, crop + size))
         else:
@@ -124,16 +257,135 @@ def undo_pad_crop(channel_zyx: np.ndarray, model_input: ModelInput) -> np.ndarra
     return out
 
 
+def model_space_image(channel_zyx: np.ndarray, model_input: ModelInput) -> sitk.Image:
+    """One output channel as a SimpleITK image on the model's grid (pad/crop undone)."""
+    image = sitk.GetImageFromArray(
+        np.ascontiguousarray(undo_pad_crop(channel_zyx, model_input), np.float32)
+    )
+    return model_input.model_grid.apply_to(image)
+
+
+def model_channel(channel_zyx: np.ndarray, model_input: ModelInput) -> sitk.Image | np.ndarray:
+    """One output channel, ready for :func:`slab_on_original_grid`.
+
+    The model's grid is the scan's with axes swapped/flipped and another spacing, so mapping
+    back is separable: an array is returned and interpolated one axis at a time (about twice
+    as fast as SimpleITK's general resampler, the same values). Otherwise a SimpleITK image.
+    """
+    if model_input.same_grid or _axis_map(model_input.model_grid, model_input.original_grid):
+        return np.asarray(undo_pad_crop(channel_zyx, model_input), dtype=np.float32)
+    return model_space_image(channel_zyx, model_input)
+
+
+def original_slabs(model_input: ModelInput, max_voxels: int = 1 << 19) -> list[tuple[int, int]]:
+    """[first, stop) slice ranges of the scan's grid, each at most ``max_voxels``."""
+    depth, rows, columns = model_input.original_grid.shape_zyx
+    step = max(1, max_voxels // max(1, rows * columns))
+    return [(first, min(first + step, depth)) for first in range(0, depth, step)]
+
+
+def slab_on_original_grid(
+    channel: sitk.Image | np.ndarray, model_input: ModelInput, first: int, stop: int
+) -> np.ndarray:
+    """Slices [first, stop) of one channel on the scan's grid (linear), float32.
+
+    ``channel`` is :func:`model_channel`'s (or :func:`model_space_image`'s) result. Resampling
+    slab by slab gives the same values as resampling the whole volume, without a float32 copy
+    of the whole scan.
+    """
+    if model_input.same_grid:
+        assert isinstance(channel, np.ndarray)
+        return undo_pad_crop(channel, model_input)[first:stop].astype(np.float32, copy=False)
+    if isinstance(channel, np.ndarray):
+        axes = _axis_map(model_input.model_grid, model_input.original_grid)
+        assert axes is not None
+        return _separable_slab(channel, axes, first, stop)
+    slab = resample(channel, model_input.original_grid.slab(first, stop))
+    return sitk.GetArrayFromImage(slab)
+
+
+@dataclass(frozen=True)
+class _AxisMap:
+    """Scan axis -> model axis (SimpleITK order) and the affine map between their indices."""
+
+    model_axis: int
+    scale: float  # model continuous index = offset + scale * scan index
+    offset: float
+    model_size: int
+    scan_size: int
+
+    def weights(
+        self, first: int, stop: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Like ITK's linear interpolator: neighbours clamped at the edges, 0 outside the
+        model's buffer (beyond half a voxel from the outer voxel centres)."""
+        position = self.offset + self.scale * np.arange(first, stop, dtype=np.float64)
+        inside = (position >= -0.5) & (position < self.model_size - 0.5)
+        clamped = np.clip(position, 0.0, self.model_size - 1)
+        low = np.minimum(np.floor(clamped).astype(np.intp), self.model_size - 1)
+        high = np.minimum(low + 1, self.model_size - 1)
+        return low, high, (clamped - low).astype(np.float32), inside
+
+
+@functools.lru_cache(maxsize=8)
+def _axis_map(model: Grid, scan: Grid) -> tuple[_AxisMap, _AxisMap, _AxisMap] | None:
+    """Per scan axis (x, y, z), when each scan axis runs along exactly one model axis."""
+    relation = model.matrix.T @ scan.matrix
+    permutation = np.round(relation)
+    if np.abs(relation - permutation).max() > 1e-6 or not np.array_equal(
+        np.abs(permutation).sum(axis=0), np.ones(3)
+    ):
+        return None
+    shift = model.matrix.T @ (np.asarray(scan.origin) - np.asarray(model.origin))
+    maps = []
+    for axis in range(3):
+        model_axis = int(np.argmax(np.abs(permutation[:, axis])))
+        step = model.spacing_xyz[model_axis]
+        maps.append(
+            _AxisMap(
+                model_axis,
+                float(permutation[model_axis, axis] * scan.spacing_xyz[axis] / step),
+                float(shift[model_axis] / step),
+                model.size_xyz[model_axis],
+                scan.size_xyz[axis],
+            )
+        )
+    return (maps[0], maps[1], maps[2])
+
+
+def _separable_slab(
+    model_zyx: np.ndarray, axes: tuple[_AxisMap, _AxisMap, _AxisMap], first: int, stop: int
+) -> np.ndarray:
+    """Trilinear interpolation of scan slices [first, stop), one axis at a time (z, y, x)."""
+    x_map, y_map, z_map = axes
+    # The model array with its axes in the scan's (z, y, x) order (a view).
+    view = np.transpose(
+        model_zyx, [2 - z_map.model_axis, 2 - y_map.model_axis, 2 - x_map.model_axis]
+    )
+    low, high, weight, inside = z_map.weights(first, stop)
+    out = view[low] * (1.0 - weight)[:, None, None]
+    out += view[high] * weight[:, None, None]
+    out[~inside] = 0.0
+    for axis, mapping in ((1, y_map), (2, x_map)):
+        low, high, weight, inside = mapping.weights(0, mapping.scan_size)
+        shape = [1, 1, 1]
+        shape[axis] = weight.size
+        base = np.take(out, low, axis=axis)
+        upper = np.take(out, high, axis=axis)
+        upper -= base
+        upper *= weight.reshape(shape)
+        base += upper
+        base[(slice(None),) * axis + (~inside,)] = 0.0
+        out = base
+    return out
+
+
 def to_original_grid(channel_zyx: np.ndarray, model_input: ModelInput) -> np.ndarray:
     """Resample one float channel from model space onto the scan's own grid (linear)."""
     channel = undo_pad_crop(channel_zyx, model_input)
     if model_input.same_grid:
         return channel.astype(np.float32, copy=False)
-    image = sitk.GetImageFromArray(channel.astype(np.float32, copy=False))
-    image.CopyInformation(model_input.model_grid)
-    back = sitk.Resample(
-        image, model_input.original_grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32
-    )
+    back = resample(model_space_image(channel_zyx, model_input), model_input.original_grid)
     return sitk.GetArrayFromImage(back)
 
 

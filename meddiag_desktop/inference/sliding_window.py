@@ -25,13 +25,31 @@ class InferenceCancelled(Exception):
 
 
 class CancelToken:
-    """Set from any thread; checked by the pipeline between windows."""
+    """Set from any thread; checked by the pipeline between windows.
+
+    Callbacks registered with :meth:`on_cancel` run (in the cancelling thread) when it is set,
+    e.g. to stop a model call already running on a large tile.
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
 
     def cancel(self) -> None:
-        self._event.set()
+        with self._lock:
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once when cancelled (at once if it already is)."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
 
     @property
     def cancelled(self) -> bool:

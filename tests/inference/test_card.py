@@ -57,3 +57,46 @@ def test_sha256_mismatch_is_refused(tmp_path: Path) -> None:
     card = read_card(folder)
     with pytest.raises(CardError, match="damaged or is not the model"):
         verify_onnx(card)
+
+
+TILING = """max_tile_zyx = [128, 128, 96]
+tile_multiple = 4
+tile_margin = 8
+tile_bytes_per_voxel = 190
+"""
+
+
+def test_fully_convolutional_fields_read(tmp_path: Path) -> None:
+    card = read_card(make_model_folder(tmp_path / "m", tiling=TILING))
+    window = card.sliding_window
+    assert window.fully_convolutional
+    assert (window.max_tile_zyx, window.tile_multiple, window.tile_margin) == ((128, 128, 96), 4, 8)
+    assert window.tile_bytes_per_voxel == 190.0
+    assert not read_card(make_model_folder(tmp_path / "plain")).sliding_window.fully_convolutional
+
+
+@pytest.mark.parametrize(
+    ("tiling", "expected"),
+    [
+        ("max_tile_zyx = [128, 128, 128]\n", "together"),
+        (TILING.replace("[128, 128, 96]", "[128, 126, 96]"), "multiples of tile_multiple"),
+        (TILING.replace("[128, 128, 96]", "[128, 128, 8]"), "at least the patch"),
+        (TILING.replace("tile_margin = 8", "tile_margin = 60"), "twice tile_margin"),
+        (TILING.replace("tile_margin = 8", "tile_margin = -1"), "receptive-field radius"),
+        (TILING.replace("tile_multiple = 4", "tile_multiple = 0"), "tile_multiple' must be"),
+        (TILING.replace("tile_multiple = 4", "tile_multiple = 3"), "'input.shape_zyx' must be"),
+        (TILING.replace("190", "-5"), "tile_bytes_per_voxel"),
+    ],
+)
+def test_fully_convolutional_fields_are_checked(tmp_path: Path, tiling: str, expected: str) -> None:
+    with pytest.raises(CardError, match=expected):
+        read_card(make_model_folder(tmp_path / "m", tiling=tiling))
+
+
+def test_tiles_only_for_sliding_window_models(tmp_path: Path) -> None:
+    folder = make_model_folder(tmp_path / "m", tiling=TILING)
+    text = (folder / "card.toml").read_text().replace('mode = "sliding_window"',
+                                                      'mode = "whole_volume"')
+    (folder / "card.toml").write_text(text)
+    with pytest.raises(CardError, match=r"only for input\.mode"):
+        read_card(folder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from meddiag_desktop.inference.pipeline import (
     run_inference,
     run_to_end,
 )
+from meddiag_desktop.inference.session import SessionCache
 from meddiag_desktop.inference.sliding_window import CancelToken, InferenceCancelled
 
 SPACING = (0.8, 0.8, 2.0)
@@ -97,3 +99,86 @@ def test_small_lesions_are_dropped_by_min_volume(tmp_path: Path) -> None:
     assert len(result.findings) == 1
     assert result.findings[0].long_axis_mm == pytest.approx(20.0, abs=2.0)
     assert int(result.segmentation.labels_zyx.max()) == 1
+
+
+TILING = """max_tile_zyx = [128, 128, 128]
+tile_multiple = 2
+tile_margin = 5
+tile_bytes_per_voxel = 100
+"""
+
+
+@pytest.fixture
+def conv_card(tmp_path: Path):
+    """The tiny U-Net, declared fully convolutional (radius 4 <= margin 5, one pooling)."""
+    return read_card(make_model_folder(tmp_path / "conv", model="conv", tiling=TILING))
+
+
+def test_large_tiles_give_the_single_tile_answer(conv_card) -> None:
+    volume = phantom()
+    one = run_to_end(run_inference(volume, conv_card, InferenceOptions(tile_memory_mb=1024)))
+    many = run_to_end(run_inference(volume, conv_card, InferenceOptions(tile_memory_mb=2)))
+    assert one.plan.startswith("1 tile(s)") and len(one.model_inputs) == 1
+    assert len(many.model_inputs) > 4 and many.plan.startswith(f"{len(many.model_inputs)} tile")
+    assert all(math.prod(shape) * 100 <= 2 * 2**20 for shape in many.model_inputs)
+    a, b = one.segmentation, many.segmentation
+    assert a.probability_zyx is not None and b.probability_zyx is not None
+    assert np.abs(a.probability_zyx - b.probability_zyx).max() < 1e-5
+    assert np.array_equal(a.labels_zyx, b.labels_zyx)
+
+
+def test_windows_when_asked_for(conv_card) -> None:
+    volume = phantom()
+    for options in (InferenceOptions(large_tiles=False), InferenceOptions(overlap=0.25)):
+        result = run_to_end(run_inference(volume, conv_card, options))
+        assert result.plan.startswith("windows of (16, 16, 16)")
+        assert {shape[2:] for shape in result.model_inputs} == {(16, 16, 16)}
+
+
+def test_cancel_stops_a_model_call_already_running(conv_card) -> None:
+    """The cancel token sets onnxruntime's terminate flag: a long tile stops mid-way."""
+    cancel = CancelToken()
+    real = SessionCache()
+
+    class CancelDuringRun:
+        def __init__(self, session) -> None:
+            self.session = session
+
+        def __getattr__(self, name):
+            return getattr(self.session, name)
+
+        def run(self, outputs, feeds, run_options=None):
+            cancel.cancel()  # as if the user pressed Cancel while this call runs
+            return self.session.run(outputs, feeds, run_options)
+
+    class Sessions(SessionCache):
+        def get(self, *args):
+            session, report = real.get(*args)
+            return CancelDuringRun(session), report
+
+    with pytest.raises(InferenceCancelled):
+        run_to_end(run_inference(phantom(), conv_card, None, cancel, Sessions()))
+
+
+def test_no_full_size_float_copies_after_the_model(tmp_path: Path) -> None:
+    """Besides the float32 probability map and the uint8 labels, mapping back and measuring
+    add only slabs and lesion-sized arrays (numpy allocations, traced)."""
+    card = read_card(make_model_folder(tmp_path / "m", spacing=1.6))
+    volume = phantom()
+    volume = Volume(np.tile(volume.array_zyx, (3, 2, 2)), SPACING, ORIGIN,
+                    metadata=ScanMetadata(modality="CT"))
+    scan_float32 = volume.array_zyx.size * 4
+    peaks: dict[str, float] = {}
+
+    def note(progress) -> None:
+        peaks[progress.stage] = tracemalloc.get_traced_memory()[1] / scan_float32
+        tracemalloc.reset_peak()
+
+    tracemalloc.start()
+    try:
+        result = run_to_end(run_inference(volume, card), note)
+    finally:
+        tracemalloc.stop()
+    # the peak reported at "measuring findings" is that of mapping back, "done" that of findings
+    assert peaks["measuring findings"] < 2.0 and peaks["done"] < 1.6
+    assert len(result.findings) == 2 * 3 * 2 * 2
