@@ -1,12 +1,16 @@
-"""Turn an opened series into a case: import it (idempotent), read its runs and latest mask.
+"""Turn an opened series into a case: import it (idempotent), read its runs and label map.
 
-Hashing the series' files and reading a compressed mask take longer than a frame, so this runs
-on the background runner; only the answer for the series opened last is delivered.
+The label map shown is the radiologist's latest saved edit when it was made on the current
+run's mask (or the case has no run), else the current run's mask: a model run stored after an
+edit brings new findings to review on its own mask, and the older edit stays on file
+(``CaseDetail.current_reviewed_mask``). Hashing the series' files and reading a compressed mask
+take longer than a frame, so this runs on the background runner; only the answer for the series
+opened last is delivered.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -16,17 +20,19 @@ from meddiag_desktop.db.cases import get_case
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.importing import import_series
 from meddiag_desktop.db.records import CaseDetail
+from meddiag_desktop.db.reviewed_masks import load_reviewed_mask
 from meddiag_desktop.db.runs import load_mask
 from meddiag_desktop.domain import Progress, SeriesInfo
 
 
 @dataclass(frozen=True)
 class OpenedCase:
-    """A case ready to review: its record and the latest run's label map (if any)."""
+    """A case ready to review: its record and the label map to show (if any)."""
 
     series_key: str
     detail: CaseDetail
     labels_zyx: np.ndarray | None  # uint8, on the series' grid; editable in place
+    label_names: dict[int, str] = field(default_factory=dict)  # stored with that map
 
 
 class CaseController(QObject):
@@ -78,10 +84,15 @@ class CaseController(QObject):
 
 
 def _read_case(db: Database, series_key: str, case_id: int) -> OpenedCase:
+    """The case and its label map: the current saved edit, else the current run's mask; both
+    are verified against their sha256 on the way in."""
     detail = get_case(db, case_id)
-    run = detail.current_run
-    labels = None
-    if run is not None and run.mask is not None:
-        mask = load_mask(db, run.run_id)  # verified against its sha256
-        labels = np.ascontiguousarray(mask.array_zyx, dtype=np.uint8)
-    return OpenedCase(series_key, detail, labels)
+    edit, run = detail.current_reviewed_mask, detail.current_run
+    if edit is not None:
+        mask, names = load_reviewed_mask(db, edit.reviewed_mask_id), edit.mask.label_names
+    elif run is not None and run.mask is not None:
+        mask, names = load_mask(db, run.run_id), run.mask.label_names
+    else:
+        return OpenedCase(series_key, detail, None)
+    labels = np.ascontiguousarray(mask.array_zyx, dtype=np.uint8)
+    return OpenedCase(series_key, detail, labels, dict(names))

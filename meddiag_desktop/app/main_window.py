@@ -49,7 +49,7 @@ from meddiag_desktop.app.theme import apply_theme
 from meddiag_desktop.app.viewer_tools import ViewerTools
 from meddiag_desktop.app.worklist_panel import WorklistPanel
 from meddiag_desktop.db.engine import Database
-from meddiag_desktop.db.records import CaseDetail, StoredFinding
+from meddiag_desktop.db.records import CaseDetail, MaskEdit, StoredFinding
 from meddiag_desktop.domain import SeriesInfo, Volume
 from meddiag_desktop.inference.card import ModelCard
 from meddiag_desktop.viewer.mpr_viewer import MprViewer
@@ -92,6 +92,8 @@ class MainWindow(QMainWindow):
         self._volume: Volume | None = None
         self._case: CaseDetail | None = None
         self._labels: np.ndarray | None = None
+        self._label_names: dict[int, str] = {}
+        self._labels_run_id: int | None = None  # the run whose mask the label map started from
         self._editing: StoredFinding | None = None  # the finding the brush is editing
         self._adding_manual = False
         self.cases = CaseController(database, parent=self)
@@ -287,7 +289,7 @@ class MainWindow(QMainWindow):
 
     @property
     def labels(self) -> np.ndarray | None:
-        """The label map over the viewer (the latest run's mask, or one being painted)."""
+        """The label map over the viewer: the saved edit or the latest run's mask, as edited."""
         return self._labels
 
     def open_path(self, path: Path | str, series_key: str = "") -> None:
@@ -356,7 +358,8 @@ class MainWindow(QMainWindow):
             self.show_error("Open a scan first.")
             return
         if self._labels is None:
-            self._set_labels(np.zeros(self._volume.shape_zyx, dtype=np.uint8), {1: "#ffd24a"})
+            empty = np.zeros(self._volume.shape_zyx, dtype=np.uint8)
+            self._set_labels(empty, {1: "#ffd24a"}, {1: "lesion"})
         self._editing, self._adding_manual = None, True
         self.tools.activate(self.tools.brush)
         self.show_notice(
@@ -366,30 +369,31 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def save_edit(self) -> None:
-        """Store the edited or painted lesion's measurements as a review / manual finding."""
+        """Store the edited or painted lesion's measurements as a review / manual finding, with
+        the whole label map as a new mask version, so reopening the case shows the edit."""
         editor = self.tools.editor
-        if editor is None or not (self._editing or self._adding_manual):
+        if editor is None or self._volume is None or not (self._editing or self._adding_manual):
             return
+        names = self._label_names or {1: "lesion"}
+        mask = MaskEdit(self._volume, editor.labels_zyx, names, self._labels_run_id)
         if self._editing is not None:
             edited = editor.edited_finding(self._editing.finding)
             if edited is None:
                 self.show_error("The lesion was erased completely: reject the finding instead.")
                 return
-            saved = self.review.edit(self._editing.finding_pk, edited)
+            saved = self.review.edit(self._editing.finding_pk, edited, mask=mask)
         else:
             seed = editor.last_painted_voxel
             if seed is None:
                 self.show_error("Nothing was painted: paint the lesion first.")
                 return
-            run = self._case.current_run if self._case is not None else None
-            names = dict(run.mask.label_names) if run is not None and run.mask else {1: "lesion"}
             finding = editor.finding_for(
                 seed, label_names=names, finding_id=self._next_manual_number()
             )
             if finding is None:
                 self.show_error("Nothing was painted at that place: paint the lesion first.")
                 return
-            saved = self.review.add_manual(finding)
+            saved = self.review.add_manual(finding, mask=mask)
         if saved:
             self._end_edit()
             self.tools.set_labels(self._labels, self._volume)  # saved: nothing left to undo
@@ -471,7 +475,7 @@ class MainWindow(QMainWindow):
         self.viewer.clear()
         self.tools.clear()
         self.tools.set_labels(None, None)
-        self._labels = None
+        self._labels, self._label_names, self._labels_run_id = None, {}, None
         self.findings.set_case(None)
         self._update_actions()
 
@@ -482,8 +486,9 @@ class MainWindow(QMainWindow):
         self._case = opened.detail
         self.review.load_case(opened.detail.case_id)  # decisions are saved against this case
         self.findings.set_case(opened.detail)
-        colours = run_label_colours(opened.detail.current_run)
-        self._set_labels(opened.labels_zyx, colours)
+        run = opened.detail.current_run
+        self._labels_run_id = run.run_id if run is not None else None
+        self._set_labels(opened.labels_zyx, run_label_colours(run), opened.label_names)
         self.worklist.refresh()
         self.worklist.select_case(opened.detail.case_id)
         self._update_actions()
@@ -496,14 +501,12 @@ class MainWindow(QMainWindow):
         self.worklist.refresh()
         self._update_actions()
 
-    def _set_labels(self, labels: np.ndarray | None, colours: dict[int, str]) -> None:
-        self._labels = labels
+    def _set_labels(
+        self, labels: np.ndarray | None, colours: dict[int, str], names: dict[int, str]
+    ) -> None:
+        self._labels, self._label_names = labels, names
         if self._volume is None:
             return
-        names = {}
-        run = self._case.current_run if self._case is not None else None
-        if run is not None and run.mask is not None:
-            names = dict(run.mask.label_names)
         self.viewer.set_overlay(labels, colours, names)
         self.tools.set_labels(labels, self._volume if labels is not None else None)
 

@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from meddiag_desktop.db import cases, reviews
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.errors import CaseDatabaseError
-from meddiag_desktop.db.records import CaseDetail, ReviewStatus
+from meddiag_desktop.db.records import CaseDetail, MaskEdit, ReviewStatus
 from meddiag_desktop.domain import Finding, FindingSource
 
 NO_CASE = "Open a case first."
@@ -85,18 +85,29 @@ class ReviewController(QObject):
             )
         )
 
-    def edit(self, finding_pk: int, finding: Finding, reason: str = "") -> bool:
-        """Replace a finding's measurements (after the lesion was re-drawn)."""
+    def edit(
+        self, finding_pk: int, finding: Finding, reason: str = "", mask: MaskEdit | None = None
+    ) -> bool:
+        """Replace a finding's measurements (after the lesion was re-drawn); ``mask``, the
+        edited label map, is saved with them as a new mask version."""
         return self._change(
             lambda _case_id: reviews.review_finding(
-                self._db, finding_pk, ReviewStatus.EDITED, reason=reason.strip(), edited=finding
+                self._db,
+                finding_pk,
+                ReviewStatus.EDITED,
+                reason=reason.strip(),
+                edited=finding,
+                mask=mask,
             )
         )
 
-    def add_manual(self, finding: Finding) -> bool:
-        """Add a lesion the radiologist marked; it is stored as manual and accepted."""
+    def add_manual(self, finding: Finding, mask: MaskEdit | None = None) -> bool:
+        """Add a lesion the radiologist marked; it is stored as manual and accepted, with the
+        label map it was painted in (``mask``) as a new mask version."""
         manual = replace(finding, source=FindingSource.MANUAL)
-        return self._change(lambda case_id: reviews.add_manual_finding(self._db, case_id, manual))
+        return self._change(
+            lambda case_id: reviews.add_manual_finding(self._db, case_id, manual, mask)
+        )
 
     def sign_off(self) -> bool:
         return self._change(lambda case_id: reviews.sign_case(self._db, case_id))

@@ -8,7 +8,9 @@ import what you use from its module:
   newest schema at open, after a backup copy), ``Database.acting_as(user)``.
 - ``importing``: ``import_series`` (idempotent), ``import_path`` (``meddiag import``).
 - ``runs``: ``store_inference``, ``store_failed_run``, ``load_mask`` (verified), ``get_run``.
-- ``reviews``: ``review_finding``, ``add_manual_finding``, ``sign_case``.
+- ``reviews``: ``review_finding``, ``add_manual_finding`` (each optionally with the edited label
+  map, a ``MaskEdit``), ``sign_case``; ``reviewed_masks``: ``load_reviewed_mask`` (verified),
+  ``list_reviewed_masks``.
 - ``worklist``: ``list_cases(WorklistQuery)``, ``counts_by_status``.
 - ``cases``: ``get_case``, ``delete_case``; ``audit``: ``log_event``, ``case_history``.
 - ``users``: ``add_user``, ``ensure_user``, ``set_password``, ``verify_password``.

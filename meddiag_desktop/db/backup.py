@@ -19,9 +19,10 @@ from sqlalchemy import func, select
 from meddiag_desktop.db import errors
 from meddiag_desktop.db.audit import add_event
 from meddiag_desktop.db.engine import DEFAULT_FILE_NAME, Database
+from meddiag_desktop.db.integrity import stored_mask_paths
 from meddiag_desktop.db.masks import fsync_folder
 from meddiag_desktop.db.records import AuditAction, Backend
-from meddiag_desktop.db.schema import MaskRow
+from meddiag_desktop.db.schema import MaskRow, ReviewedMaskRow
 
 BACKUPS_FOLDER = "backups"
 
@@ -69,7 +70,9 @@ def default_backup_folder(db: Database) -> Path:
 
 
 def backup_database(db: Database, destination: Path | None = None) -> Path:
-    """Copy the database and every stored mask into a new folder; returns the folder.
+    """Copy the database and every stored mask (runs' and saved edits') into a new folder.
+
+    Returns the folder.
 
     The folder holds ``meddiag.sqlite3`` and ``masks/``: open it with ``--db FOLDER/...`` to
     restore. PostgreSQL databases are backed up with the server's own tools (``pg_dump``).
@@ -87,7 +90,7 @@ def backup_database(db: Database, destination: Path | None = None) -> Path:
     # Mask files never change after they are written, so copying after the database snapshot
     # can only find more files than the copy refers to, never fewer.
     with db.reading() as session:
-        paths = session.scalars(select(MaskRow.relative_path)).all()
+        paths = stored_mask_paths(session)
     copied = 0
     masks = folder / "masks"
     masks.mkdir(exist_ok=True)
@@ -110,7 +113,10 @@ def backup_database(db: Database, destination: Path | None = None) -> Path:
             details={"folder": str(folder), "masks": copied},
         )
         session.flush()
-        count = session.scalar(select(func.count()).select_from(MaskRow))
+        count = sum(
+            session.scalar(select(func.count()).select_from(table)) or 0
+            for table in (MaskRow, ReviewedMaskRow)
+        )
     if copied != len(paths):
         raise errors.BackupError(
             f"backup written to {folder}, but {len(paths) - copied} of {count} mask files were "

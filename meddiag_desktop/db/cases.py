@@ -1,7 +1,8 @@
-"""One case: load it whole (runs, findings, masks, reviews), find it by series, delete it.
+"""One case: load it whole (runs, findings, masks, reviews, edits), find it by series, delete it.
 
 Deleting is only ever an explicit call with a reason: rows go in one transaction (runs,
-findings, masks and reviews cascade), the audit log keeps the story, and the mask files are
+findings, masks, reviewed masks and reviews cascade), the audit log keeps the story, and the
+mask files (the runs' and the saved edits') are
 removed after the commit (a crash in between leaves orphan files that ``db check`` reports,
 never a row without its file).
 """
@@ -27,12 +28,14 @@ from meddiag_desktop.db.records import (
     ReviewStatus,
     StoredFinding,
 )
+from meddiag_desktop.db.reviewed_masks import reviewed_masks_of
 from meddiag_desktop.db.schema import (
     CaseRow,
     FindingRow,
     MaskRow,
     ModelRunRow,
     PatientRow,
+    ReviewedMaskRow,
     ReviewRow,
     SeriesRow,
     StudyRow,
@@ -49,7 +52,7 @@ class DeletedCase:
 
 
 def get_case(db: Database, case_id: int) -> CaseDetail:
-    """The case with its series, every run (findings, mask) and every review."""
+    """The case with its series, every run (findings, mask), every review and its newest edit."""
     with db.reading() as session:
         return load_case(session, case_id)
 
@@ -111,6 +114,7 @@ def load_case(session: Session, case_id: int) -> CaseDetail:
             select(ModelRunRow).where(ModelRunRow.case_fk == case_id).order_by(ModelRunRow.id)
         ).all()
     ]
+    edits = reviewed_masks_of(session, case_id)
     signed_by = None
     if case.signed_by_fk is not None:
         signed_by = session.scalar(select(UserRow.username).where(UserRow.id == case.signed_by_fk))
@@ -122,6 +126,7 @@ def load_case(session: Session, case_id: int) -> CaseDetail:
         reviews=load_reviews(session, case_id),
         signed_by=signed_by,
         signed_at=case.signed_at,
+        reviewed_mask=edits[-1] if edits else None,
     )
 
 
@@ -158,7 +163,8 @@ def review_record(row: ReviewRow, reviewer: str) -> Review:
 def delete_case(
     db: Database, case_id: int, reason: str, *, include_signed: bool = False
 ) -> DeletedCase:
-    """Delete a case, its runs, findings, reviews and mask files; the audit log keeps it all.
+    """Delete a case, its runs, findings, reviews, edits and mask files; the audit log keeps
+    it all.
 
     A signed case is a medical record: deleting one needs ``include_signed=True``.
     """
@@ -172,11 +178,16 @@ def delete_case(
             raise errors.CaseStateError(
                 f"case {case_id} is signed; deleting a signed case must be asked for explicitly"
             )
-        paths = session.scalars(
-            select(MaskRow.relative_path)
-            .join(ModelRunRow, MaskRow.run_fk == ModelRunRow.id)
-            .where(ModelRunRow.case_fk == case_id)
-        ).all()
+        paths = [
+            *session.scalars(
+                select(MaskRow.relative_path)
+                .join(ModelRunRow, MaskRow.run_fk == ModelRunRow.id)
+                .where(ModelRunRow.case_fk == case_id)
+            ).all(),
+            *session.scalars(
+                select(ReviewedMaskRow.relative_path).where(ReviewedMaskRow.case_fk == case_id)
+            ).all(),
+        ]
         series = session.get(SeriesRow, case.series_fk)
         assert series is not None
         study_id, patient_id = series.study_fk, case.patient_fk

@@ -18,6 +18,7 @@ from meddiag_desktop.db.records import (
     CaseDetail,
     CaseStatus,
     CheckReport,
+    MaskProblem,
     MaskProblemKind,
     WorklistOrder,
 )
@@ -245,6 +246,13 @@ def _print_case(detail: CaseDetail) -> None:
         print("  manual findings:")
         for stored in detail.manual_findings:
             _print_finding(stored, reviews_by_finding.get(stored.finding_pk, []))
+    if detail.reviewed_mask is not None:
+        edit = detail.reviewed_mask
+        base = f"run {edit.run_id}" if edit.run_id is not None else "an empty map"
+        print(
+            f"  edited mask {edit.reviewed_mask_id} by {edit.author} at "
+            f"{edit.created_at:%Y-%m-%d %H:%M} UTC, on {base}"
+        )
     if not detail.runs:
         print("  no model runs yet")
 
@@ -320,13 +328,20 @@ def _print_check(report: CheckReport, removed: tuple[str, ...]) -> None:
         if found:
             print(f"{kind.value:17} {len(found)}")
             for problem in found[:20]:
-                where = f" (case {problem.case_id}, run {problem.run_id})" if problem.run_id else ""
+                where = _mask_owner(problem)
                 print(f"  {problem.relative_path}{where}")
     for changed in report.series_problems:
         print(f"series files {changed.reason}: case {changed.case_id} ({changed.location})")
     if removed:
         print(f"removed {len(removed)} orphan/temporary mask file(s)")
     print("OK" if report.ok else "PROBLEMS FOUND")
+
+
+def _mask_owner(problem: MaskProblem) -> str:
+    """Whose file it is, for the check listing ("" for orphans, which nobody owns)."""
+    if problem.reviewed_mask_id is not None:
+        return f" (case {problem.case_id}, saved edit {problem.reviewed_mask_id})"
+    return f" (case {problem.case_id}, run {problem.run_id})" if problem.run_id else ""
 
 
 def _progress_printer():

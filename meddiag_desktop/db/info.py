@@ -8,7 +8,7 @@ from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.migrate import current_revision
 from meddiag_desktop.db.migrations import HEAD
 from meddiag_desktop.db.records import Backend, DatabaseInfo
-from meddiag_desktop.db.schema import AuditEventRow, MaskRow
+from meddiag_desktop.db.schema import AuditEventRow, MaskRow, ReviewedMaskRow
 from meddiag_desktop.db.worklist import counts_by_status
 
 _SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
@@ -26,7 +26,10 @@ def database_info(db: Database) -> DatabaseInfo:
         else:
             version = str(session.scalar(text("SHOW server_version")))
             journal, synchronous = "server", str(session.scalar(text("SHOW synchronous_commit")))
-        masks = int(session.scalar(select(func.count()).select_from(MaskRow)) or 0)
+        masks = sum(  # the runs' masks and the saved edits: the files in the masks folder
+            int(session.scalar(select(func.count()).select_from(table)) or 0)
+            for table in (MaskRow, ReviewedMaskRow)
+        )
         events = int(session.scalar(select(func.count()).select_from(AuditEventRow)) or 0)
     path = db.sqlite_path
     size = None

@@ -1,18 +1,21 @@
 """``meddiag db check``: is the database sound, and does every mask row have its exact file?
 
-Reports SQLite's ``integrity_check`` and ``foreign_key_check``, mask rows whose file is missing
-or whose sha256 differs, mask files no row refers to (orphans: a crash between writing the file
-and committing, or a deleted case whose files could not be removed) and leftover temporary
-files; with ``scans=True`` also the imported series whose files vanished or changed.
+Reports SQLite's ``integrity_check`` and ``foreign_key_check``, mask rows (the runs' masks and
+the saved edits in ``reviewed_masks``) whose file is missing or whose sha256 differs, mask files
+no row refers to (orphans: a crash between writing the file and committing, or a deleted case
+whose files could not be removed) and leftover temporary files; with ``scans=True`` also the
+imported series whose files vanished or changed.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Row, select, text
+from sqlalchemy.orm import Session
 
 from meddiag_desktop.db import records_from_rows
 from meddiag_desktop.db.audit import add_event
@@ -27,9 +30,10 @@ from meddiag_desktop.db.records import (
     CheckReport,
     MaskProblem,
     MaskProblemKind,
+    MaskRecord,
     SeriesProblem,
 )
-from meddiag_desktop.db.schema import CaseRow, MaskRow, ModelRunRow, SeriesRow
+from meddiag_desktop.db.schema import CaseRow, MaskRow, ModelRunRow, ReviewedMaskRow, SeriesRow
 
 ORPHAN_MIN_AGE_S = 600.0  # younger files may belong to a save still in progress elsewhere
 
@@ -46,10 +50,7 @@ def check_database(db: Database, scans: bool = False) -> CheckReport:
                 f"{r[0]} row {r[1]} -> {r[2]}"
                 for r in session.execute(text("PRAGMA foreign_key_check")).all()
             )
-        masks = session.execute(
-            select(MaskRow, ModelRunRow.case_fk).join(ModelRunRow, MaskRow.run_fk == ModelRunRow.id)
-        ).all()
-        stored = [(records_from_rows.mask_record(m), m.run_fk, case_id) for m, case_id in masks]
+        stored = _stored_masks(session)
         series = (
             session.execute(
                 select(CaseRow.id, SeriesRow.location, SeriesRow.files, SeriesRow.fingerprint)
@@ -64,14 +65,18 @@ def check_database(db: Database, scans: bool = False) -> CheckReport:
     on_disk, temporaries = files_in(db.masks_dir)
     problems: list[MaskProblem] = []
     referenced = set()
-    for record, run_id, case_id in stored:
-        referenced.add(record.relative_path)
-        problem = verify_file(db.masks_dir, record)
+    for where in stored:
+        referenced.add(where.relative_path)
+        problem = verify_file(db.masks_dir, where.record)
         if problem is not None:
             kind = (
                 MaskProblemKind.MISSING if problem == "missing" else MaskProblemKind.SHA256_MISMATCH
             )
-            problems.append(MaskProblem(kind, record.relative_path, run_id, case_id))
+            problems.append(
+                MaskProblem(
+                    kind, where.relative_path, where.run_id, where.case_id, where.reviewed_mask_id
+                )
+            )
     problems += [
         MaskProblem(MaskProblemKind.ORPHAN, name) for name in sorted(set(on_disk) - referenced)
     ]
@@ -94,7 +99,7 @@ def remove_orphans(
     if not candidates:
         return ()
     with db.reading() as session:
-        referenced = set(session.scalars(select(MaskRow.relative_path)).all())
+        referenced = set(stored_mask_paths(session))
     removed: list[str] = []
     now = time.time()
     for name in candidates:
@@ -111,6 +116,37 @@ def remove_orphans(
         with db.writing() as session:
             add_event(session, db.actor, AuditAction.MASK_FILES_REMOVED, details={"files": removed})
     return tuple(removed)
+
+
+@dataclass(frozen=True)
+class _StoredMask:
+    record: MaskRecord
+    run_id: int | None
+    case_id: int
+    reviewed_mask_id: int | None = None
+
+    @property
+    def relative_path(self) -> str:
+        return self.record.relative_path
+
+
+def _stored_masks(session: Session) -> list[_StoredMask]:
+    runs = session.execute(
+        select(MaskRow, ModelRunRow.case_fk).join(ModelRunRow, MaskRow.run_fk == ModelRunRow.id)
+    ).all()
+    edits = session.scalars(select(ReviewedMaskRow)).all()
+    return [
+        *(_StoredMask(records_from_rows.mask_record(m), m.run_fk, case_id) for m, case_id in runs),
+        *(_StoredMask(records_from_rows.mask_record(e), e.run_fk, e.case_fk, e.id) for e in edits),
+    ]
+
+
+def stored_mask_paths(session: Session) -> list[str]:
+    """Every mask file a row refers to: the runs' masks and the saved edits."""
+    return [
+        *session.scalars(select(MaskRow.relative_path)).all(),
+        *session.scalars(select(ReviewedMaskRow.relative_path)).all(),
+    ]
 
 
 def _series_problems(rows: Sequence[Row]) -> list[SeriesProblem]:

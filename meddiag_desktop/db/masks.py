@@ -75,8 +75,13 @@ def geometry_of(volume: Volume) -> MaskGeometry:
     )
 
 
-def write_mask(masks_dir: Path, reference: Volume, labels_zyx: np.ndarray) -> WrittenMask:
-    """Write a label map durably under a new name; raises MaskWriteError with the reason."""
+def write_mask(
+    masks_dir: Path, reference: Volume, labels_zyx: np.ndarray, saving: str = "the model run"
+) -> WrittenMask:
+    """Write a label map durably under a new name; raises MaskWriteError with the reason.
+
+    ``saving`` names what the mask belongs to, for the message: it was not saved either.
+    """
     try:
         if not masks_dir.is_dir():
             masks_dir.mkdir(parents=True, exist_ok=True)
@@ -93,14 +98,14 @@ def write_mask(masks_dir: Path, reference: Volume, labels_zyx: np.ndarray) -> Wr
     except ScanError as exc:
         reason = _why_not_writable(masks_dir) or exc.reason
         raise errors.MaskWriteError(
-            f"the mask could not be saved in {masks_dir} ({reason}); the model run was not "
-            "saved, earlier work is intact"
+            f"the mask could not be saved in {masks_dir} ({reason}); {saving} was not saved, "
+            "earlier work is intact"
         ) from exc
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise errors.MaskWriteError(
-            f"the mask could not be saved in {masks_dir} ({reason}); the model run was not "
-            "saved, earlier work is intact"
+            f"the mask could not be saved in {masks_dir} ({reason}); {saving} was not saved, "
+            "earlier work is intact"
         ) from exc
 
 

@@ -13,7 +13,9 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from meddiag_desktop.domain import Finding, Matrix3, ScanMetadata, SeriesKind, Vector3
+import numpy as np
+
+from meddiag_desktop.domain import Finding, Matrix3, ScanMetadata, SeriesKind, Vector3, Volume
 
 
 class CaseStatus(StrEnum):
@@ -54,6 +56,7 @@ class AuditAction(StrEnum):
     RUN_SAVED = "run.saved"
     FINDING_ADDED = "finding.added"
     FINDING_REVIEWED = "finding.reviewed"
+    MASK_EDIT_SAVED = "mask.edit_saved"
     CASE_SIGNED = "case.signed"
     CASE_DELETED = "case.deleted"
     CASE_VIEWED = "case.viewed"
@@ -149,6 +152,29 @@ class MaskRecord:
 
 
 @dataclass(frozen=True)
+class ReviewedMask:
+    """One saved version of the label map as the radiologist edited it (brush, eraser, manual
+    lesions). Versions are never changed or replaced; the newest one is the case's edit."""
+
+    reviewed_mask_id: int
+    case_id: int
+    run_id: int | None  # the run whose mask the edit started from; None: painted from empty
+    author: str
+    created_at: datetime
+    mask: MaskRecord  # the file; ``mask.mask_id`` is ``reviewed_mask_id``
+
+
+@dataclass(frozen=True)
+class MaskEdit:
+    """What a review saves besides its decision: the whole edited label map on the scan's grid."""
+
+    scan: Volume  # the open scan: the grid (and file geometry) the labels lie on
+    labels_zyx: np.ndarray  # uint8, scan.shape_zyx
+    label_names: dict[int, str]
+    run_id: int | None  # the run whose mask the editor started from (None: an empty map)
+
+
+@dataclass(frozen=True)
 class StoredFinding:
     """A domain Finding with its database id (what reviews refer to) and review state."""
 
@@ -205,10 +231,24 @@ class CaseDetail:
     reviews: tuple[Review, ...]  # oldest first
     signed_by: str | None
     signed_at: datetime | None
+    reviewed_mask: ReviewedMask | None = None  # the newest saved edit of the label map
 
     @property
     def case_id(self) -> int:
         return self.summary.case_id
+
+    @property
+    def current_reviewed_mask(self) -> ReviewedMask | None:
+        """The edit the viewer shows: the newest one, unless a model run was stored after it.
+
+        An edit made on the current run's mask (or on a case without a successful run) is what
+        the radiologist last saw and saved, so it is shown. A model run stored later brings new
+        AI findings to review, so its own mask is shown instead; the older edit stays on file.
+        """
+        edit, run = self.reviewed_mask, self.current_run
+        if edit is None or run is None:
+            return edit
+        return edit if edit.run_id == run.run_id else None
 
     @property
     def current_run(self) -> ModelRun | None:
@@ -282,6 +322,7 @@ class MaskProblem:
     relative_path: str
     run_id: int | None = None
     case_id: int | None = None
+    reviewed_mask_id: int | None = None  # set when the file is a saved edit, not a run's mask
 
 
 @dataclass(frozen=True)

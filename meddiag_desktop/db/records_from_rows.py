@@ -10,6 +10,7 @@ from meddiag_desktop.db.records import (
     MaskGeometry,
     MaskRecord,
     ModelRun,
+    ReviewedMask,
     ReviewStatus,
     RunOutcome,
     SeriesRecord,
@@ -23,6 +24,7 @@ from meddiag_desktop.db.schema import (
     MaskRow,
     ModelRunRow,
     PatientRow,
+    ReviewedMaskRow,
     SeriesRow,
     StudyRow,
     UserRow,
@@ -184,7 +186,7 @@ def geometry_from_json(data: dict[str, Any]) -> MaskGeometry:
     )
 
 
-def mask_record(row: MaskRow) -> MaskRecord:
+def mask_record(row: MaskRow | ReviewedMaskRow) -> MaskRecord:
     return MaskRecord(
         mask_id=row.id,
         relative_path=row.relative_path,
@@ -192,6 +194,17 @@ def mask_record(row: MaskRow) -> MaskRecord:
         size_bytes=row.size_bytes,
         geometry=geometry_from_json(row.geometry),
         label_names={int(k): str(v) for k, v in (row.label_names or {}).items()},
+    )
+
+
+def reviewed_mask(row: ReviewedMaskRow, author: str) -> ReviewedMask:
+    return ReviewedMask(
+        reviewed_mask_id=row.id,
+        case_id=row.case_fk,
+        run_id=row.run_fk,
+        author=author,
+        created_at=row.created_at,
+        mask=mask_record(row),
     )
 
 

@@ -1,7 +1,10 @@
 """The radiologist's decisions: accept, reject or edit each finding, add manual ones, sign off.
 
 Every decision is a new review row (the finding's state before it included), so the history of
-a finding can be replayed; the finding row only carries its current state. Signing requires a
+a finding can be replayed; the finding row only carries its current state. An edit or manual
+finding may come with the whole edited label map (:class:`MaskEdit`): it is stored as a new
+reviewed mask version in the same transaction (:mod:`meddiag_desktop.db.reviewed_masks`), so
+the decision and the voxels it was made on are saved together or not at all. Signing requires a
 radiologist and every AI finding of the case's current run reviewed; a signed case is locked.
 """
 
@@ -20,12 +23,14 @@ from meddiag_desktop.db.records import (
     AuditAction,
     CaseStatus,
     CaseSummary,
+    MaskEdit,
     Review,
     ReviewStatus,
     RunOutcome,
     StoredFinding,
     UserRole,
 )
+from meddiag_desktop.db.reviewed_masks import add_reviewed_mask, edit_written
 from meddiag_desktop.db.schema import CaseRow, FindingRow, ModelRunRow, ReviewRow, now_utc
 from meddiag_desktop.db.users import acting_user
 from meddiag_desktop.domain import Finding, FindingSource
@@ -39,13 +44,17 @@ def review_finding(
     decision: ReviewStatus,
     reason: str = "",
     edited: Finding | None = None,
+    mask: MaskEdit | None = None,
 ) -> Review:
-    """Record the acting user's decision on one finding; ``edited`` holds the new measurements."""
+    """Record the acting user's decision on one finding; ``edited`` holds the new measurements
+    and ``mask`` the label map they were measured on (stored as a new reviewed mask version)."""
     if decision is ReviewStatus.PENDING:
         raise errors.CaseStateError("a review decides: accepted, rejected or edited")
     if (decision is ReviewStatus.EDITED) != (edited is not None):
         raise errors.CaseStateError("an edit needs the edited finding, and only an edit has one")
-    with db.writing() as session:
+    if mask is not None and edited is None:
+        raise errors.CaseStateError("only an edit saves an edited label map")
+    with edit_written(db, mask) as written, db.writing() as session:
         reviewer = acting_user(session, db.actor)
         finding = session.get(FindingRow, finding_pk, with_for_update=True)
         if finding is None:
@@ -92,13 +101,19 @@ def review_finding(
                 "run_id": finding.run_fk,
             },
         )
+        if written is not None:
+            cause = {"finding_id": finding.id, "review_id": row.id}
+            add_reviewed_mask(session, db.actor, case.id, reviewer.id, written, cause)
         return review_record(row, reviewer.username)
 
 
-def add_manual_finding(db: Database, case_id: int, finding: Finding) -> StoredFinding:
-    """A lesion the radiologist marked: stored as MANUAL and accepted (it is their own)."""
-    with db.writing() as session:
-        acting_user(session, db.actor)
+def add_manual_finding(
+    db: Database, case_id: int, finding: Finding, mask: MaskEdit | None = None
+) -> StoredFinding:
+    """A lesion the radiologist marked: stored as MANUAL and accepted (it is their own);
+    ``mask`` (the label map it was painted in) is stored as a new reviewed mask version."""
+    with edit_written(db, mask) as written, db.writing() as session:
+        author = acting_user(session, db.actor)
         case = _unsigned_case(session, case_id)
         row = FindingRow(
             case_fk=case.id,
@@ -119,6 +134,9 @@ def add_manual_finding(db: Database, case_id: int, finding: Finding) -> StoredFi
             case.id,
             {"label": finding.label_name, "volume_ml": finding.volume_ml},
         )
+        if written is not None:
+            cause = {"finding_id": row.id}
+            add_reviewed_mask(session, db.actor, case.id, author.id, written, cause)
         return records_from_rows.stored_finding(row)
 
 

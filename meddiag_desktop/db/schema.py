@@ -238,6 +238,24 @@ class MaskRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
 
 
+class ReviewedMaskRow(Base):
+    """A saved edit of a case's label map: one row per version, never updated (migration 0003)."""
+
+    __tablename__ = "reviewed_masks"
+    __table_args__ = (Index("ix_reviewed_masks_case_fk", "case_fk"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_fk: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    run_fk: Mapped[int | None] = mapped_column(ForeignKey("model_runs.id", ondelete="CASCADE"))
+    relative_path: Mapped[str] = mapped_column(String(255), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    geometry: Mapped[dict[str, Any]] = mapped_column()
+    label_names: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    author_fk: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+
 class FindingRow(Base):
     __tablename__ = "findings"
     __table_args__ = (

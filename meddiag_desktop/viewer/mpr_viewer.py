@@ -227,6 +227,11 @@ class MprViewer(QWidget):
         return self._presets
 
     @property
+    def overlay_labels(self) -> np.ndarray | None:
+        """The label map drawn over the views (the caller's array, not a copy)."""
+        return self._labels
+
+    @property
     def overlay_style(self) -> OverlayStyle:
         return self._style
 

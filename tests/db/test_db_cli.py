@@ -13,6 +13,7 @@ import pytest
 from meddiag_desktop.db.command import add_parsers
 from meddiag_desktop.db.engine import Database, DatabaseSettings
 from meddiag_desktop.db.integrity import check_database
+from meddiag_desktop.db.migrations import HEAD
 from meddiag_desktop.db.runs import mask_path, store_inference
 from meddiag_desktop.domain import ScanMetadata, Volume
 from meddiag_desktop.scans import choose_series, discover, load, write_volume
@@ -103,7 +104,7 @@ def test_round_trip(scans: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "ROUND TRIP" in out and "2 finding(s)" in out and "pending" in out
 
     code, out, _ = meddiag(capsys, "db", "info", "--db", url)
-    assert code == 0 and "0002_worklist (up to date" in out and "synchronous FULL" in out
+    assert code == 0 and f"{HEAD} (up to date" in out and "synchronous FULL" in out
     assert "1 analysed" in out and "journal wal" in out
     code, out, _ = meddiag(capsys, "db", "check", "--db", url)
     assert code == 0 and out.strip().endswith("OK")

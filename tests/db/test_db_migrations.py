@@ -91,6 +91,7 @@ def test_upgrade_from_the_first_revision_keeps_data_and_backs_up(tmp_path: Path)
         assert [s.patient_name for s in found.items] == ["OLD^PATIENT"]
         indexes = {i["name"] for i in inspect(db.engine).get_indexes("cases")}
         assert {"ix_cases_worklist_status", "ix_cases_worklist_date"} <= indexes
+        assert "reviewed_masks" in inspect(db.engine).get_table_names()  # saved mask edits
         assert import_series(db, db_fakes.series(2)).created  # and the app works on it
     backups = list((tmp_path / "backups").glob("meddiag-before-*.sqlite3"))
     assert len(backups) == 1

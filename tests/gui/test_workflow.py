@@ -13,6 +13,8 @@ from PySide6.QtCore import QElapsedTimer, QTimer
 from meddiag_desktop.app.main_window import MainWindow
 from meddiag_desktop.db.cases import get_case
 from meddiag_desktop.db.records import CaseStatus, ReviewStatus, RunOutcome
+from meddiag_desktop.db.reviewed_masks import list_reviewed_masks, load_reviewed_mask
+from meddiag_desktop.db.runs import load_mask
 from meddiag_desktop.demo.case import DemoCase, write_demo_case
 from meddiag_desktop.domain import FindingSource
 from meddiag_desktop.inference.card import ModelCard
@@ -125,6 +127,9 @@ def test_open_run_review_and_sign_off(qtbot, main_window: MainWindow, demo_case:
     brush.press(axial, *far)
     brush.release(axial, *far)
     window.save_edit()
+    edited = window.labels.copy()  # the model's mask, grown at #2, plus the manual lesion
+    original = load_mask(window.database, run.run_id).array_zyx
+    assert not np.array_equal(edited, original)
 
     window.findings.reason_prompt = lambda *_: "vessel, not a nodule"
     for stored in rest:
@@ -150,6 +155,24 @@ def test_open_run_review_and_sign_off(qtbot, main_window: MainWindow, demo_case:
     assert manual.finding.source is FindingSource.MANUAL and manual.finding.volume_ml > 0
     assert all(r.reviewer == saved.signed_by for r in saved.reviews)
     assert not window.run_action.isEnabled()  # a signed case takes no new runs
+
+    # Each save stored the whole edited map as a new version, verified when read back.
+    versions = list_reviewed_masks(window.database, case_id)
+    assert len(versions) == 2 and saved.current_reviewed_mask == versions[-1]
+    assert versions[-1].run_id == run.run_id and versions[-1].author == saved.signed_by
+    stored_map = load_reviewed_mask(window.database, versions[-1].reviewed_mask_id).array_zyx
+    assert np.array_equal(stored_map, edited)
+
+    # Reopen the case from the worklist: the overlay shows the edit, not the model's mask.
+    shown_before = window.labels
+    window.open_case(case_id)
+    qtbot.waitUntil(lambda: window.case is not None and window.labels is not None
+                    and window.labels is not shown_before, timeout=OPEN_MS)
+    assert window.viewer.overlay_labels is window.labels
+    assert np.array_equal(window.labels, edited)
+    x0, y0, z0, x1, y1, z1 = manual.finding.bbox_index_xyz
+    lesion = (slice(z0, z1 + 1), slice(y0, y1 + 1), slice(x0, x1 + 1))
+    assert window.labels[lesion].any() and not original[lesion].any()  # the manual voxels
 
 
 def test_cancel_keeps_nothing_from_the_run(qtbot, main_window: MainWindow,

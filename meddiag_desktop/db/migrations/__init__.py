@@ -9,6 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REVISIONS: tuple[str, ...] = ("0001_initial", "0002_worklist")
+REVISIONS: tuple[str, ...] = ("0001_initial", "0002_worklist", "0003_reviewed_masks")
 HEAD = REVISIONS[-1]
 SCRIPT_LOCATION = Path(__file__).parent
