@@ -626,6 +626,7 @@ class _Element:
         "name",
         "raw",
         "tag",
+        "text",
         "value",
         "value_at",
         "vr",
@@ -653,6 +654,8 @@ class _Element:
         self.head = raw[:6] if explicit else raw[:4]
         self.length_at = 4 if not explicit else (8 if value_at == 12 else 6)
         self.length_format = _U16 if explicit and value_at == 8 else _U32
+        # A wanted text value, kept as _Layout._store keeps it: stored without the call.
+        self.text = name is not None and not meta and tag not in _SEQUENCES | _BINARY_US
 
 
 class _Layout:
@@ -670,7 +673,8 @@ class _Layout:
         self.explicit = explicit
         self.transfer_syntax = transfer_syntax
         self.varies = [False] * len(elements)
-        self.segments: list[tuple[bytes, dict[str, str | int], int, int, _Element | None]] = []
+        self.segments: list[tuple[bytes, int, int, _Element | None]] = []
+        self.template: dict[str, object] = {}
         self._segment()
 
     @classmethod
@@ -717,39 +721,64 @@ class _Layout:
             pos = end
 
     def _segment(self) -> None:
-        segments: list[tuple[bytes, dict[str, str | int], int, int, _Element | None]] = []
+        segments: list[tuple[bytes, int, int, _Element | None]] = []
         first = 0
         for index in range(len(self.elements) + 1):
             if index < len(self.elements) and not self.varies[index]:
                 continue
             if first < index:  # a run of elements identical so far
-                run = self.elements[first:index]
-                values = {e.name: e.value for e in run if e.name and e.value is not None}
-                segments.append((b"".join(e.raw for e in run), values, first, index, None))
+                run = b"".join(e.raw for e in self.elements[first:index])
+                segments.append((run, first, index, None))
             if index < len(self.elements):  # an element that differed
                 element = self.elements[index]
-                segments.append((element.raw, {}, index, index + 1, element))
+                segments.append((element.raw, index, index + 1, element))
             first = index + 1
         self.segments = segments
+        # The fields of a file whose bytes match the first file's everywhere: a file that
+        # differs overwrites each field it holds differently (every wanted element is set).
+        template = dict(_HEADER_DEFAULTS)
+        template.update((e.name, e.value) for e in self.elements if e.name and e.value is not None)
+        self.template = template
 
     def apply(self, path: Path, data: bytes, handle: int) -> DicomHeader | None:
         """The header of a file that follows this layout; None when it does not.
 
         The hot path of discovery (once per file): kept flat, with locals.
         """
-        header = _blank_header(path)
+        header = DicomHeader.__new__(DicomHeader)
         fields = header.__dict__
+        fields.update(self.template)
+        fields["path"] = path
+        for name, factory in _HEADER_FACTORIES:
+            fields[name] = factory()
+        try:
+            pos = self._follow(data, fields)
+            if pos + 12 > len(data):
+                return None
+            tag, _vr, length, start = _dataset_element(data, pos, self.explicit)
+        except (_Abandon, _NeedsPydicom, struct.error):
+            return None
+        if tag != PIXEL_DATA:
+            return None
+        fields["has_pixels"] = True
+        fields["pixel_offset"] = start
+        fields["pixel_length"] = length
+        fields["damage"] = _pixel_data_problem(handle, start, length)
+        return header
+
+    def _follow(self, data: bytes, fields: dict) -> int:
+        """Check the file segment by segment; returns where its pixel data's header starts.
+
+        An element that differs for the first time splits its run (the layout is segmented
+        again).
+        """
         startswith = data.startswith
         pos = 132
         changed = False
         try:
-            for run, values, first, stop, element in self.segments:
-                if startswith(run, pos):  # identical bytes: identical elements and values
+            for run, first, stop, element in self.segments:
+                if startswith(run, pos):  # identical bytes: the template's values
                     pos += len(run)
-                    if values:
-                        fields.update(values)
-                    elif element is not None and element.name is not None:
-                        fields[element.name] = element.value
                     continue
                 if element is not None:  # an element known to differ
                     if startswith(element.head, pos):  # same tag and VR: read its length
@@ -758,7 +787,9 @@ class _Layout:
                         end = start + length
                         if length == _UNDEFINED or end > len(data):
                             raise _Abandon
-                        if element.name is not None:
+                        if element.text:  # most varying elements (UIDs, positions)
+                            fields[element.name] = data[start:end].decode("latin-1").strip("\x00 ")
+                        elif element.name is not None:
                             self._store(element, element.vr, data[start:end], fields)
                         pos = end
                     else:
@@ -773,21 +804,10 @@ class _Layout:
                         continue
                     pos = self._parse(data, pos, element, fields)
                     self.varies[index] = changed = True
-            if pos + 12 > len(data):
-                return None
-            tag, _vr, length, start = _dataset_element(data, pos, self.explicit)
-        except (_Abandon, _NeedsPydicom, struct.error):
-            return None
         finally:
             if changed:
                 self._segment()
-        if tag != PIXEL_DATA:
-            return None
-        fields["has_pixels"] = True
-        fields["pixel_offset"] = start
-        fields["pixel_length"] = length
-        fields["damage"] = _pixel_data_problem(handle, start, length)
-        return header
+        return pos
 
     def _parse(self, data: bytes, pos: int, element: _Element, fields: dict) -> int:
         """Read one element whose bytes differ from the layout's: same tag, own value, by the
@@ -836,17 +856,6 @@ def _skip_undefined_in(data: bytes, pos: int, explicit: bool) -> int:
         if tag in (_SEQ_END, _ITEM_END):
             return start
         pos = _skip_undefined_in(data, start, explicit) if length == _UNDEFINED else start + length
-
-
-def _blank_header(path: Path) -> DicomHeader:
-    """A DicomHeader with its defaults, made without the 48-argument ``__init__``."""
-    header = DicomHeader.__new__(DicomHeader)
-    fields = header.__dict__
-    fields.update(_HEADER_DEFAULTS)
-    fields["path"] = path
-    for name, factory in _HEADER_FACTORIES:
-        fields[name] = factory()
-    return header
 
 
 _HEADER_FACTORIES = [
