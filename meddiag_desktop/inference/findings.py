@@ -144,7 +144,7 @@ def extract_findings(
             if not in_place:
                 cleaned[box][mask] = label
             findings.append(
-                _measure(
+                measure_lesion(
                     volume,
                     probability_zyx,
                     mask,
@@ -172,7 +172,7 @@ def axial_index_axis(volume: Volume) -> int:
     return 2 - index_axis
 
 
-def _measure(
+def measure_lesion(
     volume: Volume,
     probability_zyx: np.ndarray,
     mask: np.ndarray,
@@ -182,6 +182,8 @@ def _measure(
     slice_axis: int,
     number: int,
 ) -> Finding:
+    """The finding one lesion's voxels make (``mask`` within ``box``): shared by the model's
+    findings and the viewer's edits, so an edited lesion is measured the same way."""
     intensities = volume.array_zyx[box][mask].astype(np.float64)
     probabilities = probability_zyx[box][mask].astype(np.float64)
     voxels = np.argwhere(mask) + np.array([s.start for s in box])

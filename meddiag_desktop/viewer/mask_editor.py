@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from meddiag_desktop.domain import Finding, FindingSource, Volume
-from meddiag_desktop.inference.findings import _measure, axial_index_axis
+from meddiag_desktop.inference.findings import axial_index_axis, measure_lesion
 from meddiag_desktop.viewer.plane_geometry import PlaneMapping, VoxelZYX
 
 RowColumn = tuple[float, float]
@@ -231,7 +231,9 @@ class MaskEditor:
         name = original.label_name if original is not None else names.get(label, f"label {label}")
         number = original.finding_id if original is not None else finding_id
         slice_axis = axial_index_axis(self.volume)
-        measured = _measure(self.volume, probabilities, mask, box, label, name, slice_axis, number)
+        measured = measure_lesion(
+            self.volume, probabilities, mask, box, label, name, slice_axis, number
+        )
         if original is None:
             return replace(
                 measured, source=FindingSource.MANUAL, mean_probability=0.0, max_probability=0.0
