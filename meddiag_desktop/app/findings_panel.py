@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QInputDialog,
     QLabel,
+    QSizePolicy,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -264,7 +265,10 @@ class FindingsPanel(QWidget):
         self.title.setObjectName("panelTitle")
         self.run_label = QLabel()
         self.run_label.setObjectName("findingsRun")
-        self.run_label.setWordWrap(True)
+        # Two short lines, not word wrap: a wrapped label in a splitter pane gets one line's
+        # height and is clipped. A long model name is cut at the pane's edge (full text in the
+        # tooltip) rather than widening the pane.
+        self.run_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         _dim(self.run_label)
 
         self.model = FindingsTableModel(self)
@@ -352,6 +356,7 @@ class FindingsPanel(QWidget):
         self.model.set_findings(findings, run_label_colours(run), modality)
         self.table.selectionModel().blockSignals(False)
         self.run_label.setText(_run_text(case))
+        self.run_label.setToolTip(self.run_label.text())
         if previous is not None and case is not None:
             self._reselect(previous, advance)
         self._update_actions()
@@ -453,12 +458,11 @@ def _run_text(case: CaseDetail | None) -> str:
         return "No model has run on this case yet." + (f" {manual} manual." if manual else "")
     count = len(run.findings)
     text = (
-        f"{run.model_name} {run.model_version} on {run.provider.upper() or '?'}: "
+        f"{run.model_name} {run.model_version} on {run.provider.upper() or '?'}, "
+        f"{run.finished_at.astimezone():%Y-%m-%d %H:%M}\n"
         f"{count} finding{'s' if count != 1 else ''}"
     )
-    if manual:
-        text += f", {manual} manual"
-    return text + f" ({run.finished_at.astimezone():%Y-%m-%d %H:%M})"
+    return text + (f", {manual} manual" if manual else "")
 
 
 def _dim(label: QLabel) -> None:

@@ -695,4 +695,5 @@ class MainWindow(QMainWindow):
         if isinstance(splitter, QByteArray) and not splitter.isEmpty():
             self.splitter.restoreState(splitter)
         else:
-            self.splitter.setSizes([420, 900, 460])
+            # The findings table shows all its columns (the review decision last) at 1440 px.
+            self.splitter.setSizes([320, 740, 500])

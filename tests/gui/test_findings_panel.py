@@ -77,7 +77,8 @@ def test_rows_buttons_and_requests(qtbot, db: Database, artifacts_dir: Path) -> 
     swatch = panel.model.index(0, Column.LABEL).data(Qt.ItemDataRole.DecorationRole)
     assert swatch == QColor("#ff5050")
     assert panel.model.headerData(Column.MEAN, Qt.Orientation.Horizontal, 0) == "HU"
-    assert "fake-model 1.0 on CPU: 3 findings, 1 manual" in panel.run_label.text()
+    assert "fake-model 1.0 on CPU" in panel.run_label.text()
+    assert "3 findings, 1 manual" in panel.run_label.text()
     assert panel.clinical_hint.text() == CLINICAL_HINT
 
     # Nothing selected: only adding and (not yet) signing make sense.

@@ -30,8 +30,7 @@ RUN_MS = 240_000
 def demo_case(tmp_path_factory: pytest.TempPathFactory) -> DemoCase:
     """A small demo phantom (3 nodules for seed 7) so a run takes seconds on two cores."""
     folder = tmp_path_factory.mktemp("demo") / "case"
-    return write_demo_case(folder, seed=7, shape_zyx=(56, 160, 160),
-                           spacing_xyz_mm=(1.6, 1.6, 2.5))
+    return write_demo_case(folder, seed=7, shape_zyx=(56, 160, 160), spacing_xyz_mm=(1.6, 1.6, 2.5))
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +40,9 @@ def card() -> ModelCard:
 
 def open_case(qtbot, window: MainWindow, folder: Path) -> None:
     window.open_path(folder)
-    qtbot.waitUntil(lambda: window.case is not None and window.run_action.isEnabled(),
-                    timeout=OPEN_MS)
+    qtbot.waitUntil(
+        lambda: window.case is not None and window.run_action.isEnabled(), timeout=OPEN_MS
+    )
 
 
 class GapMeter:
@@ -66,8 +66,9 @@ class GapMeter:
         self.worst_ms = max(self.worst_ms, self.clock.restart())
 
 
-def test_open_run_review_and_sign_off(qtbot, main_window: MainWindow, demo_case: DemoCase,
-                                      card: ModelCard, artifacts_dir: Path) -> None:
+def test_open_run_review_and_sign_off(
+    qtbot, main_window: MainWindow, demo_case: DemoCase, card: ModelCard, artifacts_dir: Path
+) -> None:
     window = main_window
     open_case(qtbot, window, demo_case.dicom_folder)
     assert window.case is not None and window.case.summary.status is CaseStatus.NEW
@@ -78,11 +79,18 @@ def test_open_run_review_and_sign_off(qtbot, main_window: MainWindow, demo_case:
     gaps.start()
     assert window.run_model(card) is not None
     assert window.cancel_action.isEnabled() and not window.run_action.isEnabled()
-    qtbot.waitUntil(lambda: window.case is not None and window.case.current_run is not None
-                    and window.labels is not None, timeout=RUN_MS)
+    qtbot.waitUntil(
+        lambda: (
+            window.case is not None
+            and window.case.current_run is not None
+            and window.labels is not None
+        ),
+        timeout=RUN_MS,
+    )
     gaps.stop()
     (artifacts_dir / "workflow_gui_gap.txt").write_text(
-        f"longest GUI event-loop gap while the demo model ran: {gaps.worst_ms} ms\n")
+        f"longest GUI event-loop gap while the demo model ran: {gaps.worst_ms} ms\n"
+    )
     assert gaps.worst_ms < 1000, "the window froze while the model ran"
 
     run = window.case.current_run
@@ -137,8 +145,9 @@ def test_open_run_review_and_sign_off(qtbot, main_window: MainWindow, demo_case:
         window.findings.reject_action.trigger()
     qtbot.waitUntil(lambda: window.findings.sign_action.isEnabled(), timeout=5_000)
     window.findings.sign_action.trigger()
-    qtbot.waitUntil(lambda: window.case is not None and window.case.signed_at is not None,
-                    timeout=5_000)
+    qtbot.waitUntil(
+        lambda: window.case is not None and window.case.signed_at is not None, timeout=5_000
+    )
     window.grab().save(str(artifacts_dir / "workflow_signed.png"))
 
     saved = get_case(window.database, case_id)
@@ -166,8 +175,14 @@ def test_open_run_review_and_sign_off(qtbot, main_window: MainWindow, demo_case:
     # Reopen the case from the worklist: the overlay shows the edit, not the model's mask.
     shown_before = window.labels
     window.open_case(case_id)
-    qtbot.waitUntil(lambda: window.case is not None and window.labels is not None
-                    and window.labels is not shown_before, timeout=OPEN_MS)
+    qtbot.waitUntil(
+        lambda: (
+            window.case is not None
+            and window.labels is not None
+            and window.labels is not shown_before
+        ),
+        timeout=OPEN_MS,
+    )
     assert window.viewer.overlay_labels is window.labels
     assert np.array_equal(window.labels, edited)
     x0, y0, z0, x1, y1, z1 = manual.finding.bbox_index_xyz
@@ -175,8 +190,9 @@ def test_open_run_review_and_sign_off(qtbot, main_window: MainWindow, demo_case:
     assert window.labels[lesion].any() and not original[lesion].any()  # the manual voxels
 
 
-def test_cancel_keeps_nothing_from_the_run(qtbot, main_window: MainWindow,
-                                           demo_case: DemoCase, card: ModelCard) -> None:
+def test_cancel_keeps_nothing_from_the_run(
+    qtbot, main_window: MainWindow, demo_case: DemoCase, card: ModelCard
+) -> None:
     window = main_window
     open_case(qtbot, window, demo_case.dicom_folder)
     case_id = window.case.case_id
@@ -194,16 +210,17 @@ def test_cancel_keeps_nothing_from_the_run(qtbot, main_window: MainWindow,
 
 
 def test_a_slow_result_for_case_a_never_paints_over_case_b(
-        qtbot, main_window: MainWindow, demo_case: DemoCase, card: ModelCard,
-        phantom_path: Path) -> None:
+    qtbot, main_window: MainWindow, demo_case: DemoCase, card: ModelCard, phantom_path: Path
+) -> None:
     window = main_window
     open_case(qtbot, window, demo_case.dicom_folder)
     case_a = window.case.case_id
     tag = window.run_model(card)
     assert tag is not None
     window.open_path(phantom_path)  # the reader moves on while A's model still runs
-    qtbot.waitUntil(lambda: window.case is not None and window.case.case_id != case_a,
-                    timeout=OPEN_MS)
+    qtbot.waitUntil(
+        lambda: window.case is not None and window.case.case_id != case_a, timeout=OPEN_MS
+    )
     qtbot.waitUntil(lambda: not window.inference.running, timeout=RUN_MS)
     qtbot.wait(200)
     assert window.case.case_id != case_a
