@@ -11,10 +11,12 @@ from __future__ import annotations
 import functools
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import cast
+
+import numpy as np
 
 from meddiag_desktop.domain import (
     PixelFormat,
@@ -366,8 +368,13 @@ def _stack_part(group: list[DicomHeader], multi_plane: bool) -> SeriesInfo:
     metadata = metadata_of(first)
     orientation = first.floats("image_orientation")
     spacing_row, spacing_col = first.floats("pixel_spacing")
-    positions = [h.floats("image_position") for h in group]
-    time_points, first_time_point = _first_time_point(group, positions)
+    # classify() made sure every position has three values
+    positions = cast("list[Vector3]", [h.floats("image_position") for h in group])
+    geometry = analyse_stack(positions, orientation)
+    if geometry.duplicates or float(np.min(geometry.gaps_mm, initial=np.inf)) <= _KEY_APART_MM:
+        time_points, chosen = _first_time_point(group, positions)
+    else:  # no two slices can share a rounded position: one time point (the usual case)
+        time_points, chosen = 1, group
     warnings: list[str] = []
     if multi_plane:
         warnings.append(
@@ -386,13 +393,10 @@ def _stack_part(group: list[DicomHeader], multi_plane: bool) -> SeriesInfo:
                 "series or duplicated slices): it cannot be stacked into one volume"
             ),
         )
-    chosen = first_time_point
-    # classify() made sure every position has three values
-    chosen_positions = cast(
-        "list[Vector3]",
-        positions if chosen is group else [h.floats("image_position") for h in chosen],
-    )
-    geometry = analyse_stack(chosen_positions, orientation)
+    chosen_positions = positions
+    if chosen is not group:
+        chosen_positions = cast("list[Vector3]", [h.floats("image_position") for h in chosen])
+        geometry = analyse_stack(chosen_positions, orientation)
     if geometry.duplicates:
         return SeriesInfo(
             key="",
@@ -463,17 +467,21 @@ def _slice_ref(header: DicomHeader, position: Vector3) -> SliceRef:
     )
 
 
+# Two positions rounded to 0.01 mm per coordinate can only be equal when the slices lie
+# within 0.01 * sqrt(3) mm of each other along any direction, the slice normal included.
+_KEY_APART_MM = 0.02
+
+
 def _first_time_point(
-    group: list[DicomHeader], positions: list[tuple[float, ...]]
+    group: list[DicomHeader], positions: Sequence[tuple[float, ...]]
 ) -> tuple[int, list[DicomHeader]]:
     """(number of time points, slices of the first); 0 time points when repeats are uneven."""
-    keys = [(round(x, 2), round(y, 2), round(z, 2)) for x, y, z in positions]
-    if len(set(keys)) == len(keys):  # the usual case, decided without grouping
-        return 1, group
     counts: dict[tuple[float, ...], list[DicomHeader]] = defaultdict(list)
-    for header, key in zip(group, keys, strict=True):
-        counts[key].append(header)
+    for header, (x, y, z) in zip(group, positions, strict=True):
+        counts[(round(x, 2), round(y, 2), round(z, 2))].append(header)
     repeats = {len(v) for v in counts.values()}
+    if repeats == {1}:
+        return 1, group
     if len(repeats) != 1:
         return 0, group
     first = [min(hs, key=_acquisition_order) for hs in counts.values()]

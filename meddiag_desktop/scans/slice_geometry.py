@@ -98,7 +98,7 @@ def analyse_stack(
     duplicates = bool(np.any(gaps < POSITION_TOLERANCE_MM)) if gaps.size else False
     if gaps.size == 0 or duplicates:
         return StackGeometry(
-            tuple(int(i) for i in order), tuple(sorted_d.tolist()), 0.0, 0.0, False, duplicates
+            tuple(order.tolist()), tuple(sorted_d.tolist()), 0.0, 0.0, False, duplicates
         )
     spacing = float(np.median(gaps))
     uneven = bool(
@@ -119,7 +119,7 @@ def analyse_stack(
     drift = np.linalg.norm(offsets - np.outer(offsets @ normal, normal), axis=1)
     tilted = float(np.max(drift)) > TILT_DRIFT_TOLERANCE_MM
     return StackGeometry(
-        tuple(int(i) for i in order), tuple(sorted_d.tolist()), spacing, tilt, uneven, False, tilted
+        tuple(order.tolist()), tuple(sorted_d.tolist()), spacing, tilt, uneven, False, tilted
     )
 
 
