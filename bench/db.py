@@ -3,7 +3,8 @@
 Fills a fresh database (bulk insert form, through the same tables the app uses) and measures,
 as medians over repeats after a warm-up, through the repository API the GUI and CLI call:
 
-- the worklist: a page of 50, filtered by status, newest study first (first and a deep page);
+- the worklist: a page of 50, filtered by status, newest study first (first and a deep page),
+  and ordered by patient name instead (first and a deep page; all cases, A to Z, too);
 - search by patient name prefix (broad: 3 letters; narrow: a whole surname) and ID prefix;
 - text search anywhere (the one filter that scans; for information, no target);
 - loading one case with its runs, findings and reviews;
@@ -43,10 +44,12 @@ from meddiag_desktop.db.records import (
     CaseStatus,
     ReviewStatus,
     RunOutcome,
+    WorklistOrder,
     WorklistQuery,
 )
 from meddiag_desktop.db.runs import store_inference
 from meddiag_desktop.db.schema import (
+    STATUS_RANK,
     CaseRow,
     FindingRow,
     ModelRunRow,
@@ -87,6 +90,10 @@ def surname(patient: int) -> str:
     return SYLLABLES[a] + SYLLABLES[b].lower() + SYLLABLES[c].lower()
 
 
+def patient_name(patient: int) -> str:
+    return f"{surname(patient).upper()}^{SYLLABLES[patient % 13]}{patient:06d}"
+
+
 def populate(db: Database, cases: int) -> float:
     """Bulk-insert ``cases`` cases (2.5 per patient) with one run and 5 findings each."""
     started = time.perf_counter()
@@ -96,7 +103,7 @@ def populate(db: Database, cases: int) -> float:
     with db.writing() as session:
         rows = []
         for p in range(1, patients + 1):
-            name = f"{surname(p).upper()}^{SYLLABLES[p % 13]}{p:06d}"
+            name = patient_name(p)
             rows.append(
                 {
                     "id": p,
@@ -171,6 +178,10 @@ def populate(db: Database, cases: int) -> float:
                     "search_text": fold(
                         f"{surname(patient)}", f"P{patient:07d}", description, "AXIAL 1mm"
                     ),
+                    "patient_name_key": fold(patient_name(patient)),  # as import copies it
+                    "patient_id_key": fold(f"P{patient:07d}"),
+                    "status_rank": STATUS_RANK[status],
+                    "finding_count": FINDINGS_PER_CASE,
                     "created_at": now - timedelta(seconds=cases - i),
                     "updated_at": now,
                 }
@@ -382,6 +393,20 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             ),
             f"worklist page {deep_page + 1} (same filter)": lambda i: list_cases(
                 db, WorklistQuery(statuses=status, page=deep_page)
+            ),
+            "worklist page 1 (status=analysed, patient name A-Z)": lambda i: list_cases(
+                db, WorklistQuery(statuses=status, order=WorklistOrder.PATIENT_NAME)
+            ),
+            f"worklist page {deep_page + 1} (status=analysed, patient name A-Z)": lambda i: (
+                list_cases(
+                    db,
+                    WorklistQuery(
+                        statuses=status, order=WorklistOrder.PATIENT_NAME, page=deep_page
+                    ),
+                )
+            ),
+            f"worklist page {deep_page + 1} (all cases, patient name Z-A)": lambda i: list_cases(
+                db, WorklistQuery(order=WorklistOrder.PATIENT_NAME_DESC, page=deep_page)
             ),
             "patient name prefix, 3 letters": lambda i: list_cases(
                 db, WorklistQuery(patient=surname(rng.randrange(1, 8000))[:3])

@@ -1,9 +1,9 @@
 """The worklist: every case in the database, filtered by status and patient, opened by Enter.
 
 Cases are read a page at a time (``db.worklist.list_cases``) and more are fetched as the table
-scrolls, so a database of 100,000 cases opens as fast as one of ten. Ordering is what the
-database can do with its indexes: by study date (either way) or by import time; sorting a
-partly fetched list by patient or status in the view would be wrong, so those headers do not
+scrolls, so a database of 100,000 cases opens as fast as one of ten. Sorting a partly fetched
+list in the view would be wrong, so a header click asks the database for another order
+(``WorklistOrder``, each one served by an index); Description is the one column that does not
 sort.
 """
 
@@ -66,7 +66,23 @@ COLUMNS = (
     "Patient", "Patient ID", "Study date", "Modality", "Description", "Status", "Findings",
     "Imported",
 )  # fmt: skip
-SORTABLE = (Column.STUDY_DATE, Column.IMPORTED)
+# Column -> (ascending order, descending order) as the header's arrow shows them.
+SORT_ORDERS: dict[Column, tuple[WorklistOrder, WorklistOrder]] = {
+    Column.PATIENT: (WorklistOrder.PATIENT_NAME, WorklistOrder.PATIENT_NAME_DESC),
+    Column.PATIENT_ID: (WorklistOrder.PATIENT_ID, WorklistOrder.PATIENT_ID_DESC),
+    Column.STUDY_DATE: (WorklistOrder.OLDEST_STUDY, WorklistOrder.NEWEST_STUDY),
+    Column.MODALITY: (WorklistOrder.MODALITY, WorklistOrder.MODALITY_DESC),
+    Column.STATUS: (WorklistOrder.STATUS, WorklistOrder.STATUS_DESC),
+    Column.FINDINGS: (WorklistOrder.FEWEST_FINDINGS, WorklistOrder.MOST_FINDINGS),
+    Column.IMPORTED: (WorklistOrder.OLDEST_IMPORT, WorklistOrder.NEWEST_IMPORT),
+}
+SORTABLE = tuple(SORT_ORDERS)
+# What the first click on a header gives: dates and counts newest/most first, text A to Z.
+FIRST_CLICK_DESCENDING = (Column.STUDY_DATE, Column.FINDINGS, Column.IMPORTED)
+SORT_TOOLTIPS = {
+    Column.STATUS: "Click to sort by status: new, analysed, in review, signed, failed",
+    Column.FINDINGS: "Click to sort by the number of findings",
+}
 
 STATUS_TEXT = {
     CaseStatus.NEW: "New",
@@ -178,10 +194,12 @@ class WorklistModel(QAbstractTableModel):
             return COLUMNS[section]
         if role == Qt.ItemDataRole.ToolTipRole:
             if section in SORTABLE:
-                return "Click to sort by this column"
-            return "The worklist sorts by study date or import time"
+                return SORT_TOOLTIPS.get(Column(section), "Click to sort by this column")
+            return "This column does not sort"
         if role == Qt.ItemDataRole.InitialSortOrderRole:
-            return Qt.SortOrder.DescendingOrder  # newest first on the first click
+            if section in FIRST_CLICK_DESCENDING:
+                return Qt.SortOrder.DescendingOrder  # newest (most) first on the first click
+            return Qt.SortOrder.AscendingOrder
         return None
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
@@ -373,28 +391,33 @@ class WorklistPanel(QWidget):
             )
         )
 
-    def _sort_requested(self, section: int, order: Qt.SortOrder) -> None:
-        if section == Column.STUDY_DATE:
-            descending = order == Qt.SortOrder.DescendingOrder
-            self._order = WorklistOrder.NEWEST_STUDY if descending else WorklistOrder.OLDEST_STUDY
-        elif section == Column.IMPORTED:
-            self._order = WorklistOrder.NEWEST_IMPORT  # the database sorts imports newest first
+    def set_order(self, order: WorklistOrder) -> None:
+        """Sort by ``order`` (as a header click would) and read the first page again."""
+        self._order = order
         self._show_order()
         self._apply_filters()
 
+    def _sort_requested(self, section: int, order: Qt.SortOrder) -> None:
+        orders = SORT_ORDERS.get(Column(section)) if 0 <= section < len(Column) else None
+        if orders is not None:
+            self._order = orders[1] if order == Qt.SortOrder.DescendingOrder else orders[0]
+        self._show_order()  # an unsortable column: the arrow goes back where the order is
+        self._apply_filters()
+
     def _show_order(self) -> None:
-        """Put the header's arrow where the database's order is (other columns do not sort)."""
-        header = self.table.horizontalHeader()
-        header.blockSignals(True)
-        if self._order is WorklistOrder.NEWEST_IMPORT:
-            header.setSortIndicator(Column.IMPORTED, Qt.SortOrder.DescendingOrder)
-        else:
-            newest = self._order is WorklistOrder.NEWEST_STUDY
-            header.setSortIndicator(
-                Column.STUDY_DATE,
-                Qt.SortOrder.DescendingOrder if newest else Qt.SortOrder.AscendingOrder,
-            )
-        header.blockSignals(False)
+        """Put the header's arrow where the database's order is."""
+        for column, (ascending, descending) in SORT_ORDERS.items():
+            if self._order in (ascending, descending):
+                arrow = (
+                    Qt.SortOrder.DescendingOrder
+                    if self._order is descending
+                    else Qt.SortOrder.AscendingOrder
+                )
+                header = self.table.horizontalHeader()
+                header.blockSignals(True)
+                header.setSortIndicator(column, arrow)
+                header.blockSignals(False)
+                return
 
     def _activated(self, index: QModelIndex) -> None:
         if index.isValid():

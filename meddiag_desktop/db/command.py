@@ -57,7 +57,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     listing.add_argument("--from", dest="date_from", type=_date, help="study date from YYYY-MM-DD")
     listing.add_argument("--to", dest="date_to", type=_date, help="study date up to YYYY-MM-DD")
     listing.add_argument(
-        "--order", choices=[o.value for o in WorklistOrder], default=WorklistOrder.NEWEST_STUDY
+        "--order",
+        choices=[o.value for o in WorklistOrder],
+        default=WorklistOrder.NEWEST_STUDY,
+        help="sort by study date, import time, patient name or ID, status, modality or "
+        "finding count (default: newest_study)",
     )
     listing.add_argument("--page", type=int, default=1, help="page number, from 1")
     listing.add_argument("--page-size", type=int, default=50)

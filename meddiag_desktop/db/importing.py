@@ -187,6 +187,8 @@ def _import(
         status=CaseStatus.NEW,
         study_date=study.study_date,
         modality=meta.modality.upper(),
+        patient_name_key=patient.name_folded,  # the patient row never changes: set once
+        patient_id_key=patient.patient_id_folded,
         search_text=fold(
             patient.name,
             patient.dicom_patient_id,

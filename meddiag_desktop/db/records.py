@@ -69,9 +69,26 @@ class AuditAction(StrEnum):
 
 
 class WorklistOrder(StrEnum):
+    """How the worklist is sorted; every order has an index (see ``db.worklist``).
+
+    Ties go newest study first (then newest case). The second order of each pair is the exact
+    reverse of the first, ties included, so one index serves both directions.
+    """
+
     NEWEST_STUDY = "newest_study"  # study date, newest first; cases without a date last
     OLDEST_STUDY = "oldest_study"
     NEWEST_IMPORT = "newest_import"
+    OLDEST_IMPORT = "oldest_import"
+    PATIENT_NAME = "patient_name"  # A -> Z on the folded name (family name first)
+    PATIENT_NAME_DESC = "patient_name_desc"  # Z -> A
+    PATIENT_ID = "patient_id"  # on the folded ID, as text (P10 before P9)
+    PATIENT_ID_DESC = "patient_id_desc"
+    STATUS = "status"  # workflow order: new, analysed, in review, signed, failed
+    STATUS_DESC = "status_desc"  # failed first ... new last
+    MODALITY = "modality"
+    MODALITY_DESC = "modality_desc"
+    MOST_FINDINGS = "most_findings"  # the count the worklist shows
+    FEWEST_FINDINGS = "fewest_findings"
 
 
 class Backend(StrEnum):

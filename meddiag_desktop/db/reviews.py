@@ -124,6 +124,7 @@ def add_manual_finding(
         )
         session.add(row)
         case.updated_at = now_utc()
+        case.finding_count += 1  # manual findings always count (the worklist sorts by it)
         session.flush()
         add_event(
             session,

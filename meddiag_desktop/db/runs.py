@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from meddiag_desktop.db import errors, records_from_rows
@@ -308,6 +308,14 @@ def _after_run(
     case = session.get(CaseRow, case_id)
     assert case is not None
     before = CaseStatus(case.status)
+    if run.outcome is RunOutcome.SUCCEEDED:
+        # The worklist's count (and its sort key): this run's findings plus the manual ones.
+        manual = session.scalar(
+            select(func.count())
+            .select_from(FindingRow)
+            .where(FindingRow.case_fk == case_id, FindingRow.run_fk.is_(None))
+        )
+        case.finding_count = finding_count + int(manual or 0)
     if run.outcome is RunOutcome.SUCCEEDED and before is not CaseStatus.IN_REVIEW:
         case.status = CaseStatus.ANALYSED
     elif run.outcome is RunOutcome.FAILED and before is CaseStatus.NEW:

@@ -37,12 +37,13 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
 from meddiag_desktop.db.records import CaseStatus, ReviewStatus, RunOutcome, UserRole
 from meddiag_desktop.domain import FindingSource
@@ -182,7 +183,6 @@ class CaseRow(Base):
     __table_args__ = (
         Index("ix_cases_worklist_status", "status", "study_date", "id"),
         Index("ix_cases_worklist_date", "study_date", "id"),
-        Index("ix_cases_worklist_modality", "modality", "study_date", "id"),
         Index("ix_cases_worklist_patient", "patient_fk", "study_date", "id"),
         Index("ix_cases_created_at", "created_at"),
     )
@@ -196,10 +196,45 @@ class CaseRow(Base):
     study_date: Mapped[date | None] = mapped_column(Date)
     modality: Mapped[str] = mapped_column(String(16), default="")
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # Sort keys copied from the patient and kept in step (migration 0004), so every worklist
+    # order pages from an index of this table alone. A patient's name and ID never change
+    # (they are the patient row's identity); status and finding count change here.
+    patient_name_key: Mapped[str] = mapped_column(SEARCH_TEXT, default="")  # name_folded
+    patient_id_key: Mapped[str] = mapped_column(SEARCH_TEXT, default="")  # patient_id_folded
+    status_rank: Mapped[int] = mapped_column(SmallInteger, default=0)  # STATUS_RANK[status]
+    finding_count: Mapped[int] = mapped_column(Integer, default=0)  # what the worklist shows
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(default=now_utc)
     signed_at: Mapped[datetime | None] = mapped_column()
     signed_by_fk: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+
+    @validates("status")
+    def _rank_follows_status(self, _key: str, status: CaseStatus) -> CaseStatus:
+        """Every status change through the ORM moves the rank the worklist sorts by with it."""
+        self.status_rank = STATUS_RANK[CaseStatus(status)]
+        return status
+
+
+def _worklist_order_index(name: str, *leading: Any) -> Index:
+    """Index ``leading`` then newest study, newest case: what each worklist order reads.
+
+    The tie-breakers are stored descending so one index serves an order read forwards and its
+    exact reverse read backwards (on PostgreSQL migration 0004 adds NULLS LAST to the date).
+    """
+    return Index(name, *leading, CaseRow.study_date.desc(), CaseRow.id.desc())
+
+
+_worklist_order_index("ix_cases_worklist_modality", CaseRow.modality)
+_worklist_order_index("ix_cases_worklist_name", CaseRow.patient_name_key)
+_worklist_order_index("ix_cases_worklist_status_name", CaseRow.status, CaseRow.patient_name_key)
+_worklist_order_index("ix_cases_worklist_patient_id", CaseRow.patient_id_key)
+_worklist_order_index("ix_cases_worklist_status_patient_id", CaseRow.status, CaseRow.patient_id_key)
+_worklist_order_index("ix_cases_worklist_status_rank", CaseRow.status_rank)
+_worklist_order_index("ix_cases_worklist_status_modality", CaseRow.status, CaseRow.modality)
+_worklist_order_index("ix_cases_worklist_findings", CaseRow.finding_count.desc())
+_worklist_order_index(
+    "ix_cases_worklist_status_findings", CaseRow.status, CaseRow.finding_count.desc()
+)
 
 
 class ModelRunRow(Base):
@@ -335,16 +370,34 @@ class AuditEventRow(Base):
 
 APPEND_ONLY_TABLES = ("audit_events",)
 
-# Migration 0002 creates these in the worklist's order. On PostgreSQL their columns read
-# "study_date DESC NULLS LAST, id DESC" (else every page sorts all matches), which SQLite cannot
-# express in an index; the models show the SQLite form, and autogenerate skips them on
-# PostgreSQL rather than "fixing" them.
+# A case's place in the workflow, what the worklist's status order sorts by (failed last).
+STATUS_RANK: dict[CaseStatus, int] = {
+    CaseStatus.NEW: 0,
+    CaseStatus.ANALYSED: 1,
+    CaseStatus.IN_REVIEW: 2,
+    CaseStatus.SIGNED: 3,
+    CaseStatus.FAILED: 4,
+}
+
+# Migrations 0002 and 0004 create these in the worklist's order. On PostgreSQL their columns
+# end "study_date DESC NULLS LAST, id DESC" (else every page sorts all matches), which SQLite
+# cannot express in an index (its NULLs sort lowest, so DESC puts them last anyway); the models
+# show the SQLite form, and autogenerate skips them on PostgreSQL rather than "fixing" them.
 WORKLIST_ORDER_INDEXES = frozenset(
     {
         "ix_cases_worklist_status",
         "ix_cases_worklist_date",
         "ix_cases_worklist_modality",
         "ix_cases_worklist_patient",
+        # 0004: one per sortable column, unfiltered and filtered by status
+        "ix_cases_worklist_name",
+        "ix_cases_worklist_status_name",
+        "ix_cases_worklist_patient_id",
+        "ix_cases_worklist_status_patient_id",
+        "ix_cases_worklist_status_rank",
+        "ix_cases_worklist_status_modality",
+        "ix_cases_worklist_findings",
+        "ix_cases_worklist_status_findings",
     }
 )
 

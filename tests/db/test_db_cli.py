@@ -86,6 +86,8 @@ def test_round_trip(scans: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
 
     code, out, _ = meddiag(capsys, "cases", "list", "--db", url)
     assert code == 0 and "ROUND TRIP (RT001)" in out and "cases 1-2 of 2" in out
+    code, out, _ = meddiag(capsys, "cases", "list", "--order", "patient_name_desc", "--db", url)
+    assert code == 0 and "cases 1-2 of 2" in out
     code, out, _ = meddiag(capsys, "cases", "list", "--status", "analysed", "--json", "--db", url)
     listed = json.loads(out)
     assert listed["total"] == 1 and listed["cases"][0]["series_description"] == "LUNG 2mm"

@@ -14,7 +14,7 @@ from meddiag_desktop.db.engine import Database, DatabaseSettings
 from meddiag_desktop.db.importing import import_series
 from meddiag_desktop.db.migrate import current_revision, schema_revision, upgrade
 from meddiag_desktop.db.migrations import HEAD, REVISIONS
-from meddiag_desktop.db.records import WorklistQuery
+from meddiag_desktop.db.records import WorklistOrder, WorklistQuery
 from meddiag_desktop.db.schema import WORKLIST_ORDER_INDEXES, Base, autogenerate_filter
 from meddiag_desktop.db.worklist import list_cases
 
@@ -92,6 +92,15 @@ def test_upgrade_from_the_first_revision_keeps_data_and_backs_up(tmp_path: Path)
         indexes = {i["name"] for i in inspect(db.engine).get_indexes("cases")}
         assert {"ix_cases_worklist_status", "ix_cases_worklist_date"} <= indexes
         assert "reviewed_masks" in inspect(db.engine).get_table_names()  # saved mask edits
+        with db.reading() as session:  # 0004: the worklist's sort keys filled in
+            keys = session.execute(
+                text(
+                    "SELECT patient_name_key, patient_id_key, status_rank, finding_count FROM cases"
+                )
+            ).all()
+        assert [tuple(k) for k in keys] == [("old patient", "p1", 0, 0)]
+        by_name = list_cases(db, WorklistQuery(order=WorklistOrder.PATIENT_NAME))
+        assert [s.patient_name for s in by_name.items] == ["OLD^PATIENT"]
         assert import_series(db, db_fakes.series(2)).created  # and the app works on it
     backups = list((tmp_path / "backups").glob("meddiag-before-*.sqlite3"))
     assert len(backups) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from meddiag_desktop.app.worklist_panel import (
     EMPTY_TEXT,
@@ -23,6 +23,7 @@ from meddiag_desktop.db.runs import store_failed_run
 from .case_data import FakeCard, analysed_case, import_case, open_database
 
 pytestmark = pytest.mark.gui
+TOOLTIP = Qt.ItemDataRole.ToolTipRole
 
 
 @pytest.fixture
@@ -145,14 +146,93 @@ def test_sorting_maps_to_the_database_order(qtbot, db: Database) -> None:
     assert panel.order is WorklistOrder.OLDEST_STUDY
     assert _column(panel, Column.PATIENT_ID) == ["PID00001", "PID00002", "PID00003"]
 
-    header.setSortIndicator(Column.IMPORTED, Qt.SortOrder.AscendingOrder)
+    header.setSortIndicator(Column.IMPORTED, Qt.SortOrder.DescendingOrder)
     assert panel.order is WorklistOrder.NEWEST_IMPORT
     assert header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
     assert _column(panel, Column.PATIENT_ID) == ["PID00002", "PID00001", "PID00003"]
 
-    header.setSortIndicator(Column.PATIENT, Qt.SortOrder.AscendingOrder)  # not sortable
-    assert panel.order is WorklistOrder.NEWEST_IMPORT
+    header.setSortIndicator(Column.IMPORTED, Qt.SortOrder.AscendingOrder)
+    assert panel.order is WorklistOrder.OLDEST_IMPORT
+    assert _column(panel, Column.PATIENT_ID) == ["PID00003", "PID00001", "PID00002"]
+
+    header.setSortIndicator(Column.DESCRIPTION, Qt.SortOrder.AscendingOrder)  # not sortable
+    assert panel.order is WorklistOrder.OLDEST_IMPORT
     assert header.sortIndicatorSection() == Column.IMPORTED
+    tip = panel.model.headerData(Column.DESCRIPTION, Qt.Orientation.Horizontal, TOOLTIP)
+    assert tip == "This column does not sort"
+
+
+def _click_header(qtbot, panel: WorklistPanel, column: Column) -> None:
+    """A real mouse click on the header section, so Qt picks the arrow's direction."""
+    header = panel.table.horizontalHeader()
+    x = header.sectionViewportPosition(column) + header.sectionSize(column) // 2
+    qtbot.mouseClick(
+        header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, header.height() // 2)
+    )
+
+
+def _case_ids(panel: WorklistPanel) -> list[int]:
+    return [panel.model.summary_at(row).case_id for row in range(panel.model.rowCount())]
+
+
+def test_every_column_but_description_sorts_both_ways(qtbot, db: Database) -> None:
+    cases = _one_case_per_status(db)  # findings: analysed 3, in review 2, the others none
+    new, analysed, in_review, signed, failed = (cases[s] for s in CaseStatus)
+    panel = _panel(qtbot, db)
+    header = panel.table.horizontalHeader()
+
+    def arrow() -> tuple[int, Qt.SortOrder]:
+        return header.sortIndicatorSection(), header.sortIndicatorOrder()
+
+    _click_header(qtbot, panel, Column.PATIENT)  # text columns start A to Z
+    assert panel.order is WorklistOrder.PATIENT_NAME
+    assert arrow() == (Column.PATIENT, Qt.SortOrder.AscendingOrder)
+    names = ["DOE JANE001", "DOE JANE002", "DOE JANE003", "DOE JANE004", "ROE RICHARD"]
+    assert _column(panel, Column.PATIENT) == names
+    _click_header(qtbot, panel, Column.PATIENT)
+    assert panel.order is WorklistOrder.PATIENT_NAME_DESC
+    assert arrow() == (Column.PATIENT, Qt.SortOrder.DescendingOrder)
+    assert _column(panel, Column.PATIENT) == names[::-1]
+
+    _click_header(qtbot, panel, Column.PATIENT_ID)
+    assert panel.order is WorklistOrder.PATIENT_ID
+    assert _column(panel, Column.PATIENT_ID) == [
+        "PID00001", "PID00002", "PID00003", "PID00004", "X-77",
+    ]  # fmt: skip
+
+    _click_header(qtbot, panel, Column.STATUS)  # the workflow's order, failed last
+    assert panel.order is WorklistOrder.STATUS
+    assert arrow() == (Column.STATUS, Qt.SortOrder.AscendingOrder)
+    assert _case_ids(panel) == [new, analysed, in_review, signed, failed]
+    _click_header(qtbot, panel, Column.STATUS)
+    assert panel.order is WorklistOrder.STATUS_DESC
+    assert _case_ids(panel) == [failed, signed, in_review, analysed, new]
+
+    _click_header(qtbot, panel, Column.FINDINGS)  # counts start with the most
+    assert panel.order is WorklistOrder.MOST_FINDINGS
+    assert arrow() == (Column.FINDINGS, Qt.SortOrder.DescendingOrder)
+    # Equal counts: newest study first (case 5 has the newest study).
+    assert _case_ids(panel) == [analysed, in_review, failed, signed, new]
+    _click_header(qtbot, panel, Column.FINDINGS)
+    assert panel.order is WorklistOrder.FEWEST_FINDINGS
+    assert _case_ids(panel) == [new, signed, failed, in_review, analysed]
+
+    _click_header(qtbot, panel, Column.MODALITY)  # all CT: newest study first
+    assert panel.order is WorklistOrder.MODALITY
+    assert _case_ids(panel) == [failed, signed, in_review, analysed, new]
+
+    _click_header(qtbot, panel, Column.DESCRIPTION)  # does not sort: order and arrow stay
+    assert panel.order is WorklistOrder.MODALITY
+    assert arrow() == (Column.MODALITY, Qt.SortOrder.AscendingOrder)
+
+    # The order holds while filtering and refreshing.
+    panel.set_order(WorklistOrder.PATIENT_NAME_DESC)
+    assert arrow() == (Column.PATIENT, Qt.SortOrder.DescendingOrder)
+    panel.set_status_filter(CaseStatus.FAILED)
+    assert _column(panel, Column.PATIENT) == ["ROE RICHARD"]
+    panel.set_status_filter(None)
+    panel.refresh()
+    assert _column(panel, Column.PATIENT) == names[::-1]
 
 
 def test_big_worklists_are_fetched_a_page_at_a_time(qtbot, db: Database) -> None:

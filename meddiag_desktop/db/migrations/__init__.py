@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REVISIONS: tuple[str, ...] = ("0001_initial", "0002_worklist", "0003_reviewed_masks")
+REVISIONS: tuple[str, ...] = (
+    "0001_initial",
+    "0002_worklist",
+    "0003_reviewed_masks",
+    "0004_worklist_sort_keys",
+)
 HEAD = REVISIONS[-1]
 SCRIPT_LOCATION = Path(__file__).parent
