@@ -10,6 +10,7 @@ data (one table lookup per pixel, no float copy), so paging through a CT stays c
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +42,7 @@ class WindowLevel:
 
 
 # Standard CT windows (width, level) in HU, as listed by Radiopaedia's "Windowing (CT)" article;
-# soft tissue stays first because it is the default of the whole workstation.
+# soft tissue stays first: the default wherever the scan does not name its region.
 CT_PRESETS: tuple[WindowLevel, ...] = (
     WindowLevel(400, 40, "Soft tissue"),
     WindowLevel(80, 40, "Brain"),
@@ -90,11 +91,31 @@ def looks_like_ct(volume: Volume) -> bool:
     return -1100 <= low <= -900 and high < 4000
 
 
+# A CT whose descriptions name one of these regions opens in the window it is read in first
+# (as reading-room hanging protocols do): a head CT in soft tissue hides what it is taken for.
+ANATOMY_WINDOWS: tuple[tuple[frozenset[str], str], ...] = (
+    (frozenset({"HEAD", "BRAIN", "CRANIUM", "CRANIAL", "SKULL", "NEURO"}), "Brain"),
+    (frozenset({"CHEST", "THORAX", "THORACIC", "LUNG", "LUNGS", "PULMONARY"}), "Lung"),
+)
+
+
 def presets_for(volume: Volume) -> tuple[WindowLevel, ...]:
-    """The windows worth offering, the default first: soft tissue for CT, else 1-99 %."""
+    """The windows worth offering, the default first: for CT the window of the region its
+    descriptions name (brain, lung), else soft tissue; for other scans 1-99 %."""
     if looks_like_ct(volume):
-        return (*CT_PRESETS, percentile_window(volume))
+        first = ct_default_window(volume)
+        ordered = sorted(CT_PRESETS, key=lambda preset: preset.name != first)  # stable
+        return (*ordered, percentile_window(volume))
     return percentile_windows(volume)
+
+
+def ct_default_window(volume: Volume) -> str:
+    """The name of the CT preset to open with; soft tissue when no one region is named."""
+    metadata = volume.metadata
+    text = f"{metadata.study_description} {metadata.series_description}".upper()
+    words = set(re.findall(r"[A-Z]+", text))
+    named = [preset for regions, preset in ANATOMY_WINDOWS if words & regions]
+    return named[0] if len(named) == 1 else CT_PRESETS[0].name
 
 
 def dragged_window(

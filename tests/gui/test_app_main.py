@@ -45,6 +45,9 @@ def test_demo_generates_and_opens_the_phantom(
             return
         seen["message"] = window.message_bar.text()
         seen["volume"] = volume
+        # The offscreen screen is 800x800; show it as on a reading-room display.
+        window.resize(1440, 900)
+        qapp.processEvents()
         window.grab().save(str(artifacts_dir / "main_window_demo.png"))
         window.close()
 

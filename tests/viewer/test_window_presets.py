@@ -81,3 +81,30 @@ def test_right_drag_widens_rightwards_and_raises_level_downwards() -> None:
     assert narrow.width == 41  # the data's range keeps a tiny window adjustable
     floating = dragged_window(WindowLevel(0.5, 0.2), 10, 0, data_span=1.0, min_width=1e-4)
     assert floating.width == pytest.approx(0.5195, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("study", "series", "first"),
+    [
+        ("TRAUMA/PLAIN HEAD", "STD BRAIN 5MM", "Brain"),
+        ("CT chest - synthetic phantom", "Axial 2 mm", "Lung"),
+        ("", "Thorax 1.25mm", "Lung"),
+        ("ABDOMEN PELVIS", "Portal venous", "Soft tissue"),
+        ("", "", "Soft tissue"),
+        ("HEAD NECK CHEST", "whole body", "Soft tissue"),  # several regions: no guess
+        ("Headless phantom", "Brainstorm", "Soft tissue"),  # whole words only
+    ],
+)
+def test_a_ct_opens_in_the_window_of_the_region_it_names(
+    study: str, series: str, first: str
+) -> None:
+    array = np.full((4, 8, 8), -1000, dtype=np.int16)
+    metadata = ScanMetadata(modality="CT", study_description=study, series_description=series)
+    ct = Volume(array, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), metadata=metadata)
+    presets = presets_for(ct)
+    assert presets[0].name == first
+    # every standard preset is still offered, once, the others in their usual order
+    assert sorted(p.name for p in presets[:-1]) == sorted(p.name for p in CT_PRESETS)
+    assert [p for p in presets[:-1] if p.name != first] == [
+        p for p in CT_PRESETS if p.name != first
+    ]
