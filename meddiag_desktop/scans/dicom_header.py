@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -312,12 +313,16 @@ class HeaderReader:
         return header
 
     def _fast_header(self, path: Path, handle: int) -> DicomHeader:
-        data = _read_up_to(handle, self._first_read)
-        if len(data) < 132 or data[128:132] != b"DICM":
+        size = self._first_read
+        data = os.read(handle, size)
+        if 0 < len(data) < size:  # the end of the file, or a short read
+            data += _read_up_to(handle, size - len(data))
+        if not data.startswith(b"DICM", 128):
             if _looks_like_raw_dicom(data):
                 raise _NeedsPydicom
             raise NotDicomError(path, "is not a DICOM file")
-        use_layouts = self._use_layouts()
+        # Layouts pay off when most files share one; stop when files keep differing.
+        use_layouts = self._misses <= 32 or self._hits >= self._misses
         if use_layouts:
             header = self._apply_layouts(path, data, handle)
             if header is not None:
@@ -342,10 +347,6 @@ class HeaderReader:
             self._leader = (walker.data, walker.explicit, header.transfer_syntax)
         return header
 
-    def _use_layouts(self) -> bool:
-        """Layouts pay off when most files share one; stop when files keep differing."""
-        return self._misses <= 32 or self._hits >= self._misses
-
     def _apply_layouts(self, path: Path, data: bytes, handle: int) -> DicomHeader | None:
         layouts = self._layouts
         if self._leader is not None:
@@ -364,7 +365,8 @@ class HeaderReader:
                 self._hits += 1
                 if index:
                     layouts.insert(0, layouts.pop(index))
-                _apply_character_set(header)
+                if header.character_set not in _PLAIN_CHARSETS:  # the call, only when needed
+                    _apply_character_set(header)
                 return header
             self._misses += 1
         return None
@@ -405,9 +407,12 @@ _TEXT_FIELDS = (
 )
 
 
+_PLAIN_CHARSETS = ("", "ISO_IR 100")  # what the walk's Latin-1 reading gets right
+
+
 def _apply_character_set(header: DicomHeader) -> None:
     """The walk decodes text as Latin-1 (byte for byte); re-decode with the declared charset."""
-    if header.character_set in ("", "ISO_IR 100"):
+    if header.character_set in _PLAIN_CHARSETS:
         return
     declared = [term.strip() for term in header.character_set.split("\\") if term.strip()]
     if not declared or declared == ["ISO_IR 100"]:
@@ -663,17 +668,21 @@ class _Layout:
 
     ``segments`` are runs of elements that were identical in every file checked so far,
     compared with one ``bytes.startswith`` each, and the elements that differed, parsed alone.
+    ``steps`` are the same check with fewer calls (see :meth:`_follow_steps`).
     """
 
     def __init__(
-        self, elements: list[_Element], end: int, explicit: bool, transfer_syntax: str
+        self, elements: list[_Element], pixels: _Element, explicit: bool, transfer_syntax: str
     ) -> None:
         self.elements = elements
-        self.end = end  # where the header of the pixel data ends in the first file
+        self.pixels = pixels  # the header of the first file's pixel data element
+        self.end = 132 + sum(len(e.raw) for e in elements) + len(pixels.raw)
         self.explicit = explicit
         self.transfer_syntax = transfer_syntax
         self.varies = [False] * len(elements)
         self.segments: list[tuple[bytes, int, int, _Element | None]] = []
+        self.steps: list[_Step] = []  # and the last, to the pixel data:
+        self.pixel_step: _Step
         self.template: dict[str, object] = {}
         self._segment()
 
@@ -682,13 +691,14 @@ class _Layout:
         """The layout of a file whose element-by-element walk succeeded and ended at its pixel
         data, from the bytes of its first read only; None when those do not hold it all."""
         try:
-            elements, end = cls._elements(data, explicit)
-            return cls(elements, end, explicit, transfer_syntax)
+            elements, pixels = cls._elements(data, explicit)
+            return cls(elements, pixels, explicit, transfer_syntax)
         except (_Abandon, _NeedsPydicom, struct.error, RecursionError):
             return None
 
     @staticmethod
-    def _elements(data: bytes, explicit: bool) -> tuple[list[_Element], int]:
+    def _elements(data: bytes, explicit: bool) -> tuple[list[_Element], _Element]:
+        """The top-level elements before the pixel data, and the pixel data's header."""
         elements = []
         pos = 132
         while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":  # walk_meta
@@ -706,7 +716,8 @@ class _Layout:
             _need(data, pos + 12)
             tag, vr, length, start = _dataset_element(data, pos, explicit)
             if tag == PIXEL_DATA:
-                return elements, start
+                pixels = _Element(data[pos:start], tag, False, None, None, explicit, start - pos)
+                return elements, pixels
             name = _WANTED.get(tag)
             value: str | int | None = None
             if length == _UNDEFINED:
@@ -734,6 +745,7 @@ class _Layout:
                 segments.append((element.raw, index, index + 1, element))
             first = index + 1
         self.segments = segments
+        *self.steps, self.pixel_step = _steps(segments, self.pixels)
         # The fields of a file whose bytes match the first file's everywhere: a file that
         # differs overwrites each field it holds differently (every wanted element is set).
         template = dict(_HEADER_DEFAULTS)
@@ -751,20 +763,58 @@ class _Layout:
         fields["path"] = path
         for name, factory in _HEADER_FACTORIES:
             fields[name] = factory()
-        try:
-            pos = self._follow(data, fields)
-            if pos + 12 > len(data):
+        pixels = self._follow_steps(data, fields)
+        if pixels is not None:
+            start, length = pixels
+        else:  # some bytes differ where no file differed before, or the file is odd
+            fields.update(self.template)  # as if the steps had not been taken
+            try:
+                pos = self._follow(data, fields)
+                if pos + 12 > len(data):
+                    return None
+                tag, _vr, length, start = _dataset_element(data, pos, self.explicit)
+            except (_Abandon, _NeedsPydicom, struct.error):
                 return None
-            tag, _vr, length, start = _dataset_element(data, pos, self.explicit)
-        except (_Abandon, _NeedsPydicom, struct.error):
-            return None
-        if tag != PIXEL_DATA:
-            return None
+            if tag != PIXEL_DATA:
+                return None
         fields["has_pixels"] = True
         fields["pixel_offset"] = start
         fields["pixel_length"] = length
         fields["damage"] = _pixel_data_problem(handle, start, length)
         return header
+
+    def _follow_steps(self, data: bytes, fields: dict) -> tuple[int, int] | None:
+        """(start, length) of the pixel data of a file that differs from the layout only in
+        the elements known to differ, having stored their values; None for any other file
+        (which :meth:`_follow` then checks, from the start).
+
+        Each step is one ``startswith`` over a run and the tag (and VR) of the element after
+        it, whose length is read where the layout's rules put it: the checks of
+        :meth:`_follow` and :func:`_dataset_element` for such a file, in half the calls.
+        """
+        startswith = data.startswith
+        size = len(data)
+        pos = 132
+        try:
+            for prefix, length_at, unpack, value_at, name, text, element in self.steps:
+                if not startswith(prefix, pos):
+                    return None
+                length = unpack(data, pos + length_at)[0]  # struct.error beyond the data
+                start = pos + value_at
+                pos = start + length
+                if length == _UNDEFINED or pos > size:
+                    return None
+                if text:
+                    fields[name] = data[start:pos].decode("latin-1").strip("\x00 ")
+                elif name is not None:
+                    self._store(element, element.vr, data[start:pos], fields)
+            prefix, length_at, unpack, value_at, _name, _text, pixels = self.pixel_step
+            # _dataset_element wants 12 bytes at the pixel data, whatever its header holds
+            if not startswith(prefix, pos) or pos + value_at - pixels.value_at + 12 > size:
+                return None
+            return pos + value_at, unpack(data, pos + length_at)[0]
+        except (_Abandon, _NeedsPydicom, struct.error):
+            return None
 
     def _follow(self, data: bytes, fields: dict) -> int:
         """Check the file segment by segment; returns where its pixel data's header starts.
@@ -838,6 +888,38 @@ class _Layout:
             fields[element.name] = _value(element.tag, vr, raw)
         else:
             fields[element.name] = raw.decode("latin-1").strip("\x00 ")  # as _value does
+
+
+# (bytes to match at the position, where the element's length is from there, its unpack_from,
+#  where its value starts from there, its DicomHeader field, whether that is text, the element)
+_Step = tuple[bytes, int, Callable[[bytes, int], tuple[int, ...]], int, str | None, bool, _Element]
+
+
+def _steps(
+    segments: list[tuple[bytes, int, int, _Element | None]], pixels: _Element
+) -> list[_Step]:
+    """The segments as :meth:`_Layout._follow_steps` takes them: each run joined to the head
+    (tag and VR) of the element after it, the last to that of the pixel data."""
+    steps: list[_Step] = []
+    run = b""
+    for raw, _first, _stop, element in [*segments, (b"", 0, 0, pixels)]:
+        if element is None:
+            run += raw
+            continue
+        at = len(run)  # where the element starts, from the step's position
+        steps.append(
+            (
+                run + element.head,
+                at + element.length_at,
+                element.length_format.unpack_from,
+                at + element.value_at,
+                element.name,
+                element.text,
+                element,
+            )
+        )
+        run = b""
+    return steps
 
 
 def _need(data: bytes, end: int) -> int:

@@ -9,6 +9,8 @@ group that cannot become a 3-D volume says why, in words a radiologist understan
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -211,23 +213,40 @@ def _split_series(members: list[DicomHeader]) -> list[SeriesInfo]:
     """Classify each file and group the stackable slices by orientation, size and echo."""
     parts: list[SeriesInfo] = []
     not_stackable: dict[tuple[SeriesKind, str], list[DicomHeader]] = defaultdict(list)
-    stackable: dict[tuple, list[DicomHeader]] = defaultdict(list)
-    for header in members:
-        kind, reason = classify(header)
-        if kind is SeriesKind.MULTI_FRAME:
+    stackable: dict[tuple, list[int]] = defaultdict(list)  # indices into members
+    positions, points = _positions(members)
+    # The files of a series share nearly every field classify() reads, and the objects, not
+    # only the values (see HeaderReader): work each distinct combination out once.
+    known: dict[tuple, tuple[SeriesKind, str, tuple | None]] = {}
+    for index, (header, position) in enumerate(zip(members, positions, strict=True)):
+        fields = _CLASSIFIED_FIELDS(header)
+        key = (fields, len(position))
+        found = known.get(key)
+        if found is None:
+            found = known[key] = _classified(fields, len(position))
+        kind, reason, stack_key = found
+        if stack_key is not None:
+            stackable[stack_key].append(index)
+        elif kind is SeriesKind.MULTI_FRAME:
             parts.append(multiframe.describe(header, metadata_of(header)))
-        elif kind is not SeriesKind.VOLUME:
-            not_stackable[(kind, reason)].append(header)
         else:
-            orientation = _rounded_orientation(header.image_orientation)
-            stackable[(orientation, header.rows, header.columns, header.echo_numbers)].append(
-                header
-            )
+            not_stackable[(kind, reason)].append(header)
     for (kind, reason), group in not_stackable.items():
         parts.append(_unstackable_part(group, kind, reason))
     multi_plane = len({key[0] for key in stackable}) > 1
-    for group in stackable.values():
-        parts.append(_stack_part(group, multi_plane))
+    for indices in stackable.values():
+        if points is None:
+            group_points = None
+        else:
+            group_points = points if len(indices) == len(members) else points[indices]
+        parts.append(
+            _stack_part(
+                [members[i] for i in indices],
+                [positions[i] for i in indices],
+                group_points,
+                multi_plane,
+            )
+        )
     damaged = [h for h in members if h.damage]
     if damaged:
         # Loading around a damaged slice would silently interpolate over it: refuse instead.
@@ -239,6 +258,62 @@ def _split_series(members: list[DicomHeader]) -> list[SeriesInfo]:
             for p in parts
         ]
     return parts
+
+
+# What classify() reads (but the position, parsed apart) and what splits stackable slices.
+_CLASSIFIED_FIELDS = operator.attrgetter(
+    "damage",
+    "sop_class_uid",
+    "has_pixels",
+    "samples_per_pixel",
+    "photometric",
+    "image_type",
+    "number_of_frames",
+    "shared_functional_groups",
+    "series_description",
+    "image_orientation",
+    "pixel_spacing",
+    "rows",
+    "columns",
+    "echo_numbers",
+)
+
+
+def _classified(fields: tuple, position_values: int) -> tuple[SeriesKind, str, tuple | None]:
+    """(kind, reason, key of the stack it joins when it is a stackable slice) from the
+    fields of :data:`_CLASSIFIED_FIELDS` and the number of position values."""
+    (damage, sop_class, has_pixels, samples, photometric, image_type, frames, shared,
+     description, orientation, spacing, rows, columns, echo) = fields  # fmt: skip
+    kind, reason = _classify(
+        damage,
+        sop_class,
+        has_pixels,
+        samples,
+        photometric,
+        image_type,
+        frames,
+        shared,
+        description,
+        position_values,
+        orientation,
+        spacing,
+    )
+    if kind is not SeriesKind.VOLUME:
+        return kind, reason, None
+    return kind, reason, (_rounded_orientation(orientation), rows, columns, echo)
+
+
+def _positions(
+    headers: list[DicomHeader],
+) -> tuple[list[tuple[float, ...]], np.ndarray | None]:
+    """Every header's ImagePositionPatient as ``header.floats`` gives it, and all of them as
+    an (n, 3) array when each has three values (None otherwise): numpy makes that array from
+    one flat list in a third of the time it takes from a list of tuples."""
+    positions = [decimal_values(h.image_position) for h in headers]
+    flat = list(itertools.chain.from_iterable(positions))
+    if not positions or len(flat) != 3 * len(positions) or min(map(len, positions)) != 3:
+        return positions, None
+    return positions, np.array(flat).reshape(-1, 3)
 
 
 @functools.lru_cache(maxsize=256)
@@ -362,16 +437,24 @@ def _unstackable_part(group: list[DicomHeader], kind: SeriesKind, reason: str) -
     )
 
 
-def _stack_part(group: list[DicomHeader], multi_plane: bool) -> SeriesInfo:
-    """Geometry of compatible slices; repeated positions mean time points (or echoes)."""
+def _stack_part(
+    group: list[DicomHeader],
+    group_positions: list[tuple[float, ...]],
+    points: np.ndarray | None,
+    multi_plane: bool,
+) -> SeriesInfo:
+    """Geometry of compatible slices; repeated positions mean time points (or echoes).
+
+    ``points`` are the positions as an (n, 3) array, when the caller has them.
+    """
     first = group[0]
     metadata = metadata_of(first)
     orientation = first.floats("image_orientation")
     spacing_row, spacing_col = first.floats("pixel_spacing")
     # classify() made sure every position has three values
-    positions = cast("list[Vector3]", [h.floats("image_position") for h in group])
-    geometry = analyse_stack(positions, orientation)
-    if geometry.duplicates or float(np.min(geometry.gaps_mm, initial=np.inf)) <= _KEY_APART_MM:
+    positions = cast("list[Vector3]", group_positions)
+    geometry = analyse_stack(positions if points is None else points, orientation)
+    if geometry.duplicates or geometry.closest_gap_mm <= _KEY_APART_MM:
         time_points, chosen = _first_time_point(group, positions)
     else:  # no two slices can share a rounded position: one time point (the usual case)
         time_points, chosen = 1, group
@@ -410,14 +493,13 @@ def _stack_part(group: list[DicomHeader], multi_plane: bool) -> SeriesInfo:
                 "overlapping slices cannot be stacked into one volume"
             ),
         )
-    ordered = [chosen[i] for i in geometry.order]
     if time_points > 1:
         warnings.append(
             f"{time_points} time points (or repetitions) at the same positions: the "
             "first is loaded."
         )
     warnings.extend(geometry.describe_problems())
-    slice_count = len(ordered)
+    stacked = slice_count = len(geometry.order)
     if slice_count == 1:
         spacing_z = first.number("slice_thickness", 1.0) or 1.0
         warnings.append("A single slice: shown as a volume one slice thick.")
@@ -427,7 +509,7 @@ def _stack_part(group: list[DicomHeader], multi_plane: bool) -> SeriesInfo:
         slice_count = geometry.slice_count
     kind = (
         SeriesKind.SINGLE_IMAGE
-        if len(ordered) == 1
+        if stacked == 1
         else (SeriesKind.TIME_SERIES if time_points > 1 else SeriesKind.VOLUME)
     )
     return SeriesInfo(
@@ -440,7 +522,7 @@ def _stack_part(group: list[DicomHeader], multi_plane: bool) -> SeriesInfo:
         loadable=True,
         warnings=tuple(warnings),
         time_points=time_points,
-        slices=tuple(_slice_ref(chosen[i], chosen_positions[i]) for i in geometry.order),
+        slices=_slice_refs(chosen, chosen_positions, geometry.order),
         orientation=orientation,
         pixel_format=PixelFormat(
             rows=first.rows,
@@ -453,17 +535,57 @@ def _stack_part(group: list[DicomHeader], multi_plane: bool) -> SeriesInfo:
     )
 
 
-def _slice_ref(header: DicomHeader, position: Vector3) -> SliceRef:
+def _slice_refs(
+    headers: list[DicomHeader], positions: list[Vector3], order: Sequence[int]
+) -> tuple[SliceRef, ...]:
+    """The slices in ``order``. The files of a series share the fields that decide how their
+    pixels are read and rescaled: each combination is worked out once."""
+    known: dict[tuple, tuple[float, float, bool]] = {}
+    new = object.__new__
+    refs = []
+    for index in order:
+        header = headers[index]
+        key = _PIXEL_FIELDS(header)
+        terms = known.get(key)
+        if terms is None:
+            terms = known[key] = _pixel_terms(header)
+        offset = header.pixel_offset
+        # SliceRef's own __init__ stores its five fields through the frozen dataclass's
+        # object.__setattr__, three times the cost of the rest of this loop: store them in the
+        # instance's __dict__ as that __init__ does (tests/scans/test_discovery_shortcuts.py
+        # checks both give equal objects).
+        ref = new(SliceRef)
+        fields = ref.__dict__
+        fields["path"] = header.path
+        fields["position_lps_mm"] = positions[index]
+        fields["rescale_slope"] = terms[0]
+        fields["rescale_intercept"] = terms[1]
+        fields["pixel_offset"] = offset if terms[2] and offset >= 0 else -1
+        refs.append(ref)
+    return tuple(refs)
+
+
+# What _pixel_terms reads: the fields that decide how a slice's pixels are read and rescaled.
+_PIXEL_FIELDS = operator.attrgetter(
+    "rows",
+    "columns",
+    "bits_allocated",
+    "transfer_syntax",
+    "pixel_length",
+    "rescale_slope",
+    "rescale_intercept",
+)
+
+
+def _pixel_terms(header: DicomHeader) -> tuple[float, float, bool]:
+    """(rescale slope, intercept, whether the pixels can be read raw from their offset)."""
     expected = header.rows * header.columns * max(header.bits_allocated // 8, 1)
-    fast = header.uncompressed and header.pixel_offset >= 0 and header.pixel_length == expected
     slope = decimal_values(header.rescale_slope)  # header.number(), without its per-file cache
     intercept = decimal_values(header.rescale_intercept)
-    return SliceRef(
-        path=header.path,
-        position_lps_mm=position,
-        rescale_slope=(slope[0] if slope else 1.0) or 1.0,
-        rescale_intercept=intercept[0] if intercept else 0.0,
-        pixel_offset=header.pixel_offset if fast else -1,
+    return (
+        (slope[0] if slope else 1.0) or 1.0,
+        intercept[0] if intercept else 0.0,
+        header.uncompressed and header.pixel_length == expected,
     )
 
 

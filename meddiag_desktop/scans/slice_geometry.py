@@ -8,6 +8,7 @@ gantry-tilted CT and on series with missing slices. Here the stack is measured, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,7 @@ class StackGeometry:
     duplicates: bool
 
     tilted: bool = False
+    closest_gap_mm: float = float("inf")  # the smallest gap between neighbouring slices
 
     @property
     def regular(self) -> bool:
@@ -75,7 +77,9 @@ def row_col_normal(orientation: tuple[float, ...]) -> tuple[np.ndarray, np.ndarr
     col = np.asarray(orientation[3:6], dtype=float)
     row /= np.linalg.norm(row)
     col /= np.linalg.norm(col)
-    normal = np.cross(row, col)
+    # np.cross's own terms (a1*b2 - a2*b1, ...) in plain floats: np.cross costs 40 us a call.
+    (r0, r1, r2), (c0, c1, c2) = row.tolist(), col.tolist()
+    normal = np.array([r1 * c2 - r2 * c1, r2 * c0 - r0 * c2, r0 * c1 - r1 * c0])
     return row, col, normal / np.linalg.norm(normal)
 
 
@@ -86,21 +90,32 @@ def direction_from_orientation(orientation: tuple[float, ...]) -> tuple[float, .
 
 
 def analyse_stack(
-    positions: list[tuple[float, float, float]], orientation: tuple[float, ...]
+    positions: Sequence[Sequence[float]] | np.ndarray, orientation: tuple[float, ...]
 ) -> StackGeometry:
-    """Sort slices along the normal and measure spacing, tilt and regularity."""
+    """Sort slices along the normal and measure spacing, tilt and regularity.
+
+    ``positions`` may be an (n, 3) array already: discovery has one at hand, and making it
+    from 300 tuples costs more than the rest of this function.
+    """
     _row, _col, normal = row_col_normal(orientation)
     points = np.asarray(positions, dtype=float).reshape(-1, 3)
     distances = points @ normal
     order = np.argsort(distances, kind="stable")
     sorted_d = distances[order]
     gaps = np.diff(sorted_d)
+    closest = float(np.min(gaps, initial=np.inf))
     duplicates = bool(np.any(gaps < POSITION_TOLERANCE_MM)) if gaps.size else False
     if gaps.size == 0 or duplicates:
         return StackGeometry(
-            tuple(order.tolist()), tuple(sorted_d.tolist()), 0.0, 0.0, False, duplicates
+            tuple(order.tolist()),
+            tuple(sorted_d.tolist()),
+            0.0,
+            0.0,
+            False,
+            duplicates,
+            closest_gap_mm=closest,
         )
-    spacing = float(np.median(gaps))
+    spacing = _median(gaps)
     uneven = bool(
         np.max(np.abs(gaps - spacing))
         > max(POSITION_TOLERANCE_MM, GAP_RELATIVE_TOLERANCE * spacing)
@@ -109,18 +124,44 @@ def analyse_stack(
         # The mean gap puts the last slice where it is; the median, off by rounding noise,
         # would misplace it by that noise times the slice count.
         spacing = float((sorted_d[-1] - sorted_d[0]) / gaps.size)
-    steps = np.diff(points[order], axis=0)
+    stacked = points[order]
+    steps = np.diff(stacked, axis=0)
     along = steps @ normal
-    sideways = np.linalg.norm(steps - np.outer(along, normal), axis=1)
-    tilt = float(np.degrees(np.arctan2(np.median(sideways), spacing)))
+    sideways = _row_norms(steps - along[:, np.newaxis] * normal)
+    tilt = float(np.degrees(np.arctan2(_median(sideways), spacing)))
     # Each slice's sideways offset from the first, not the sum of step sizes: rounding noise in
     # stored positions (0.01 mm) would add up over hundreds of slices to a false "tilt".
-    offsets = points[order] - points[order[0]]
-    drift = np.linalg.norm(offsets - np.outer(offsets @ normal, normal), axis=1)
+    offsets = stacked - stacked[0]
+    drift = _row_norms(offsets - (offsets @ normal)[:, np.newaxis] * normal)
     tilted = float(np.max(drift)) > TILT_DRIFT_TOLERANCE_MM
     return StackGeometry(
-        tuple(order.tolist()), tuple(sorted_d.tolist()), spacing, tilt, uneven, False, tilted
+        tuple(order.tolist()),
+        tuple(sorted_d.tolist()),
+        spacing,
+        tilt,
+        uneven,
+        False,
+        tilted,
+        closest_gap_mm=closest,
     )
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median of a 1-D array, by the same arithmetic (NaN when any value is NaN), without
+    its 40 us of overhead: discovery measures every stack it finds."""
+    ordered = np.sort(values)
+    count = ordered.size
+    if count == 0 or np.isnan(ordered[-1]):
+        return float(np.median(values))  # NaN sorts last; an empty array warns as numpy does
+    middle = count // 2
+    if count % 2:
+        return float(ordered[middle])
+    return float((ordered[middle - 1] + ordered[middle]) / 2)
+
+
+def _row_norms(vectors: np.ndarray) -> np.ndarray:
+    """np.linalg.norm(vectors, axis=1), by its own arithmetic for real arrays."""
+    return np.sqrt(np.add.reduce(vectors * vectors, axis=1))
 
 
 def resample_to_regular_grid(
