@@ -127,6 +127,7 @@ _WANTED: dict[int, str] = {
 }
 _BINARY_US = {0x00280002, 0x00280010, 0x00280011, 0x00280100, 0x00280101, 0x00280103}
 _SEQUENCES = {0x52009229}
+_NOT_TEXT = _SEQUENCES | _BINARY_US
 
 
 @dataclass
@@ -660,7 +661,7 @@ class _Element:
         self.length_at = 4 if not explicit else (8 if value_at == 12 else 6)
         self.length_format = _U16 if explicit and value_at == 8 else _U32
         # A wanted text value, kept as _Layout._store keeps it: stored without the call.
-        self.text = name is not None and not meta and tag not in _SEQUENCES | _BINARY_US
+        self.text = name is not None and not meta and tag not in _NOT_TEXT
 
 
 class _Layout:

@@ -58,7 +58,7 @@ def discover(path: Path | str, progress: ProgressCallback | None = None) -> list
     headers: list[DicomHeader] = []
     others: list[SeriesInfo] = []
     unreadable: list[ScanError] = []
-    reader = HeaderReader()  # the files of a series share a layout: read it once
+    read = HeaderReader().read  # the files of a series share a layout: read it once
     is_volume_file = _VolumeFileNames()
     for index, (file, location, name) in enumerate(files):
         if progress is not None and index % _PROGRESS_EVERY == 0:
@@ -71,7 +71,7 @@ def discover(path: Path | str, progress: ProgressCallback | None = None) -> list
             others.append(file_formats.describe(file))
             continue
         try:
-            headers.append(reader.read(file, location))
+            headers.append(read(file, location))
         except NotDicomError:
             if root.is_file():
                 raise ScanError(
@@ -118,17 +118,31 @@ class _VolumeFileNames:
 
     def __init__(self) -> None:
         self._known: dict[str, bool] = {}
+        self._by_tail: dict[str, bool] = {}  # by the name from its last dot on, as written
 
     def __call__(self, path: Path, name: str | None = None) -> bool:
         """Whether ``path`` (whose name is ``name``, when known) is a volume file."""
-        name = (path.name if name is None else name).lower()
-        dot = name.rfind(".")  # the suffix as pathlib finds it
+        name = path.name if name is None else name
+        cut = name.rfind(".")
+        tail = name[cut:] if cut > 0 else ""  # "" is never stored
+        known = self._by_tail.get(tail)
+        if known is not None:
+            return known
+        lower = name.lower()
+        dot = lower.rfind(".")  # the suffix as pathlib finds it
         ending = (
-            ".nii.gz" if name.endswith(".nii.gz") else name[dot:] if 0 < dot < len(name) - 1 else ""
+            ".nii.gz"
+            if lower.endswith(".nii.gz")
+            else lower[dot:]
+            if 0 < dot < len(lower) - 1
+            else ""
         )
         known = self._known.get(ending)
         if known is None:
             known = self._known[ending] = file_formats.is_volume_file(path)
+        # Names that share their tail share their ending, but for ".gz" (".nii.gz" or not).
+        if tail and tail.lower() != ".gz":
+            self._by_tail[tail] = known
         return known
 
 

@@ -203,11 +203,19 @@ def test_discovery_of_altered_series_is_unchanged(tmp_path: Path, write_series) 
         "f.gz",
         "g.nii.gz.bak",
         "h..gz",
+        ".nii",
+        "k.NII",
+        "x.y.nii",
+        "b.Nii.Gz",
+        "q.GZ",
+        "\u0130x.nii",
     ],
 )
 def test_volume_file_names_like_file_formats(name: str) -> None:
     """discovery asks file_formats once per name ending; each answer must be the same."""
     names = _VolumeFileNames()
-    for other in ["IM0001.dcm", "a.nii.gz", "c.tar.gz", "f.gz", "x.", "noext", name]:
+    others = ["IM0001.dcm", "a.nii.gz", "c.tar.gz", "f.gz", "x.", "noext", "z.nii", "z.NII"]
+    for other in [*others, name, *others]:
         names(Path(other))
     assert names(Path(name)) == file_formats.is_volume_file(Path(name))
+    assert all(names(Path(o)) == file_formats.is_volume_file(Path(o)) for o in others)
