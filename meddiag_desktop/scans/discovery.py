@@ -234,8 +234,8 @@ def _split_series(members: list[DicomHeader]) -> list[SeriesInfo]:
     not_stackable: dict[tuple[SeriesKind, str], list[DicomHeader]] = defaultdict(list)
     stackable: dict[tuple, list[int]] = defaultdict(list)  # indices into members
     positions, points = _positions(members)
-    # The files of a series share nearly every field classify() reads, and the objects, not
-    # only the values (see HeaderReader): work each distinct combination out once.
+    # The files of a series share nearly every field classify() reads (most as the very same
+    # objects, from HeaderReader's layout): work each distinct combination out once.
     known: dict[tuple, tuple[SeriesKind, str, tuple | None]] = {}
     for index, (header, position) in enumerate(zip(members, positions, strict=True)):
         fields = _CLASSIFIED_FIELDS(header)
@@ -327,7 +327,7 @@ def _positions(
 ) -> tuple[list[tuple[float, ...]], np.ndarray | None]:
     """Every header's ImagePositionPatient as ``header.floats`` gives it, and all of them as
     an (n, 3) array when each has three values (None otherwise): numpy makes that array from
-    one flat list in a third of the time it takes from a list of tuples."""
+    one flat list in half the time it takes from a list of tuples."""
     positions = [decimal_values(h.image_position) for h in headers]
     flat = list(itertools.chain.from_iterable(positions))
     if not positions or len(flat) != 3 * len(positions) or min(map(len, positions)) != 3:
