@@ -2,10 +2,10 @@
 
 The label map shown is the radiologist's latest saved edit when it was made on the current
 run's mask (or the case has no run), else the current run's mask: a model run stored after an
-edit brings new findings to review on its own mask, and the older edit stays on file
-(``CaseDetail.current_reviewed_mask``). Hashing the series' files and reading a compressed mask
-take longer than a frame, so this runs on the background runner; only the answer for the series
-opened last is delivered.
+edit brings new findings to review on its own mask, with the case's manual lesions drawn in
+from the older edit, which stays on file (``CaseDetail.current_reviewed_mask``). Hashing the
+series' files and reading a compressed mask take longer than a frame, so this runs on the
+background runner; only the answer for the series opened last is delivered.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from meddiag_desktop.db.cases import get_case
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.importing import import_series
 from meddiag_desktop.db.records import CaseDetail
-from meddiag_desktop.db.reviewed_masks import load_reviewed_mask
+from meddiag_desktop.db.reviewed_masks import load_reviewed_mask, with_manual_lesions
 from meddiag_desktop.db.runs import load_mask
 from meddiag_desktop.domain import Progress, SeriesInfo
 
@@ -90,9 +90,14 @@ def _read_case(db: Database, series_key: str, case_id: int) -> OpenedCase:
     edit, run = detail.current_reviewed_mask, detail.current_run
     if edit is not None:
         mask, names = load_reviewed_mask(db, edit.reviewed_mask_id), edit.mask.label_names
+        labels = np.ascontiguousarray(mask.array_zyx, dtype=np.uint8)
     elif run is not None and run.mask is not None:
         mask, names = load_mask(db, run.run_id), run.mask.label_names
+        labels = np.ascontiguousarray(mask.array_zyx, dtype=np.uint8)
+        earlier = detail.reviewed_mask  # an edit made before this run
+        if earlier is not None and detail.manual_findings:
+            kept = load_reviewed_mask(db, earlier.reviewed_mask_id).array_zyx
+            with_manual_lesions(labels, kept, detail.manual_findings)
     else:
         return OpenedCase(series_key, detail, None)
-    labels = np.ascontiguousarray(mask.array_zyx, dtype=np.uint8)
     return OpenedCase(series_key, detail, labels, dict(names))

@@ -10,7 +10,7 @@ again if the transaction fails. Versions are never changed, so every saved edit 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +23,7 @@ from meddiag_desktop.db import errors, records_from_rows
 from meddiag_desktop.db.audit import add_event
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.masks import WrittenMask, read_verified, remove_mask_file, write_mask
-from meddiag_desktop.db.records import AuditAction, MaskEdit, ReviewedMask
+from meddiag_desktop.db.records import AuditAction, MaskEdit, ReviewedMask, StoredFinding
 from meddiag_desktop.db.schema import ModelRunRow, ReviewedMaskRow, UserRow
 from meddiag_desktop.domain import Volume
 
@@ -128,3 +128,24 @@ def load_reviewed_mask(db: Database, reviewed_mask_id: int) -> Volume:
             raise errors.NotFoundError(f"there is no reviewed mask {reviewed_mask_id}")
         record = records_from_rows.mask_record(row)
     return read_verified(db.masks_dir, record)
+
+
+def with_manual_lesions(
+    labels_zyx: np.ndarray, earlier_zyx: np.ndarray, manual: Sequence[StoredFinding]
+) -> np.ndarray:
+    """``labels_zyx`` (changed in place) with each manual lesion of an earlier saved edit drawn
+    in where it is empty.
+
+    A model run stored after an edit is shown on its own mask, but the radiologist's manual
+    findings stay findings of the case: their voxels, kept in the saved edit within each
+    finding's box, go onto the new map so the overlay still shows what the list names.
+    """
+    if earlier_zyx.shape != labels_zyx.shape:
+        return labels_zyx  # another grid: nothing can be carried over
+    for stored in manual:
+        x0, y0, z0, x1, y1, z1 = stored.finding.bbox_index_xyz
+        box = np.s_[z0 : z1 + 1, y0 : y1 + 1, x0 : x1 + 1]
+        region = labels_zyx[box]
+        label = stored.finding.label
+        region[(earlier_zyx[box] == label) & (region == 0)] = label
+    return labels_zyx

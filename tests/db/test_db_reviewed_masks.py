@@ -212,3 +212,22 @@ def test_backup_copies_the_edit_files(db: Database, doctor: Database, tmp_path: 
     copied = folder / "masks" / edit.mask.relative_path
     assert copied.is_file() and file_sha256(copied) == edit.mask.sha256
     assert len(list((folder / "masks").iterdir())) == 2
+
+
+def test_manual_lesions_of_an_earlier_edit_are_drawn_onto_a_newer_map() -> None:
+    from types import SimpleNamespace
+
+    newer = np.zeros((6, 8, 8), dtype=np.uint8)
+    newer[2:4, 2:4, 3:5] = 2  # the new run's own lesion (another label) inside the manual box
+    earlier = np.zeros_like(newer)
+    earlier[2:5, 2:6, 3:7] = 1  # the manual lesion (x 3-6, y 2-5, z 2-4)
+    earlier[0, 7, 7] = 1  # something else of the earlier map, outside every manual box
+    manual = SimpleNamespace(finding=SimpleNamespace(label=1, bbox_index_xyz=(3, 2, 2, 6, 5, 4)))
+    expected = newer.copy()
+    expected[2:5, 2:6, 3:7] = 1
+    expected[2:4, 2:4, 3:5] = 2  # the new run's voxels stay as they are
+    shown = reviewed_masks.with_manual_lesions(newer, earlier, [manual])  # type: ignore[list-item]
+    assert shown is newer and np.array_equal(shown, expected)
+    assert shown[0, 7, 7] == 0  # only the manual lesions come over
+    other_grid = np.zeros((6, 8, 9), dtype=np.uint8)
+    assert reviewed_masks.with_manual_lesions(other_grid, earlier, [manual]).sum() == 0  # type: ignore[list-item]

@@ -227,3 +227,40 @@ def test_a_slow_result_for_case_a_never_paints_over_case_b(
     assert window.labels is None and window.findings.model.rowCount() == 0
     runs_a = get_case(window.database, case_a).runs
     assert [r.outcome for r in runs_a] in ([RunOutcome.CANCELLED], [RunOutcome.SUCCEEDED])
+
+
+def test_a_manual_lesion_stays_drawn_after_a_newer_model_run(
+    qtbot, main_window: MainWindow, demo_case: DemoCase, card: ModelCard
+) -> None:
+    window = main_window
+    open_case(qtbot, window, demo_case.dicom_folder)
+    assert window.labels is None  # no run yet: the manual lesion is painted on an empty map
+    window.add_manual_finding()
+    axial = window.viewer.plane_view(Plane.AXIAL)
+    assert axial.mapping is not None
+    far = axial.mapping.centre_mm(axial.mapping.rows // 2, axial.mapping.columns // 2)
+    window.tools.brush.set_radius_mm(4.0)
+    window.tools.brush.press(axial, *far)
+    window.tools.brush.release(axial, *far)
+    window.save_edit()
+    painted = window.labels.copy()
+    assert painted.any()
+
+    before = window.labels
+    assert window.run_model(card) is not None
+    qtbot.waitUntil(
+        lambda: (
+            window.case is not None
+            and window.case.current_run is not None
+            and window.labels is not None
+            and window.labels is not before
+        ),
+        timeout=RUN_MS,
+    )
+    run_mask = load_mask(window.database, window.case.current_run.run_id).array_zyx
+    manual_only = (painted > 0) & (run_mask == 0)
+    assert manual_only.any(), "the model found the painted lesion itself: nothing to check"
+    assert (window.labels[manual_only] == 1).all()  # the manual lesion is still drawn
+    assert np.array_equal(window.labels[run_mask > 0], run_mask[run_mask > 0])
+    assert len(window.case.manual_findings) == 1
+    assert window.findings.model.rowCount() == len(window.case.current_run.findings) + 1
