@@ -9,6 +9,7 @@ captured (it explains why, e.g. a missing libcublasLt), and the next provider is
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -22,7 +23,14 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from meddiag_desktop.offline import remove_telemetry_leftovers
+
 log = logging.getLogger(__name__)
+
+# Beside ORT_DISABLE_TELEMETRY, which the package's __init__ set before this import and which is
+# what really stops the native telemetry client (offline.py): the API switch alone does not, but
+# it costs nothing and covers a build that honours only it.
+ort.disable_telemetry_events()
 
 # Best first. CPU is always the last resort.
 PROVIDER_ORDER = (
@@ -167,6 +175,7 @@ def create_session(
     onnx_path: Path, preference: Sequence[str], threads: int | None = None
 ) -> tuple[ort.InferenceSession, ProviderReport]:
     """Open the model on the first provider in ``preference`` that really works."""
+    _remove_telemetry_leftovers_once()
     available = set(ort.get_available_providers())
     attempts: list[tuple[str, str]] = []
     for provider in preference:
@@ -204,6 +213,13 @@ def create_session(
             # The fallback session already runs on the CPU: keep it instead of loading twice.
             return session, ProviderReport(actual, tuple(attempts))
     raise ModelLoadError(f"{onnx_path}: no execution provider could run the model")
+
+
+@functools.cache
+def _remove_telemetry_leftovers_once() -> None:
+    """Events an earlier unprotected onnxruntime process queued must not wait to be sent."""
+    for path in remove_telemetry_leftovers():
+        log.info("removed onnxruntime telemetry leftovers: %s", path)
 
 
 class SessionCache:
