@@ -5,6 +5,10 @@ accept, reject, edit, add and sign off are signals the window passes to the revi
 which saves them and hands the panel the updated case. So the panel never shows a decision that
 was not saved. After an accept or reject the next pending finding is selected, so a reader can
 go through a case with A and R alone; the viewer follows ``finding_selected``.
+
+The review keys (from :mod:`meddiag_desktop.viewer.keymap`) work anywhere in the window the
+panel sits in, not only while the panel has the focus: a reader looks at the image, not at the
+table. Text fields still take plain letters as typing.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QAction, QBrush, QColor, QKeySequence, QPalette
+from PySide6.QtGui import QAction, QBrush, QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -37,6 +41,7 @@ from PySide6.QtWidgets import (
 
 from meddiag_desktop.db.records import CaseDetail, ModelRun, ReviewStatus, StoredFinding
 from meddiag_desktop.domain import FindingSource
+from meddiag_desktop.viewer.keymap import bind_action
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 ReasonPrompt = Callable[[QWidget, StoredFinding], str | None]  # None: the reader cancelled
@@ -252,6 +257,7 @@ class FindingsPanel(QWidget):
     edit_requested = Signal(int)  # finding_pk: the window hands the lesion to the brush
     add_manual_requested = Signal()
     sign_off_requested = Signal()
+    history_requested = Signal()
 
     def __init__(
         self, reason_prompt: ReasonPrompt = ask_reject_reason, parent: QWidget | None = None
@@ -287,18 +293,31 @@ class FindingsPanel(QWidget):
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.clicked.connect(self._clicked)
 
-        self.accept_action = self._action("Accept", "A", "Accept the selected finding")
+        self.accept_action = self._action("Accept", "review.accept", "Accept the selected finding")
         self.reject_action = self._action(
-            "Reject", "R", "Reject the selected finding (asks for an optional reason)"
+            "Reject", "review.reject", "Reject the selected finding (asks for an optional reason)"
         )
-        self.edit_action = self._action("Edit", "E", "Correct the lesion's outline")
-        self.add_action = self._action("Add manual", "M", "Mark a lesion the model missed")
-        self.sign_action = self._action("Sign off case", "", "Sign the case off (locks it)")
+        self.edit_action = self._action("Edit", "review.edit", "Correct the lesion's outline")
+        self.add_action = self._action(
+            "Add manual", "review.add_manual", "Mark a lesion the model missed"
+        )
+        self.next_action = self._action("Next finding", "review.next", "Select the next finding")
+        self.previous_action = self._action(
+            "Previous finding", "review.previous", "Select the previous finding"
+        )
+        self.sign_action = self._action(
+            "Sign off", "review.sign_off", "Sign the case off (asks first; locks it)"
+        )
+        self.history_action = QAction("History…", self)
+        self.history_action.setToolTip("Every decision on this case: who, when, why")
         self.accept_action.triggered.connect(self._accept)
         self.reject_action.triggered.connect(self._reject)
         self.edit_action.triggered.connect(self._edit)
         self.add_action.triggered.connect(self.add_manual_requested)
+        self.next_action.triggered.connect(lambda: self.select_step(1))
+        self.previous_action.triggered.connect(lambda: self.select_step(-1))
         self.sign_action.triggered.connect(self.sign_off_requested)
+        self.history_action.triggered.connect(self.history_requested)
 
         self.sign_reason = QLabel()
         self.sign_reason.setObjectName("signOffReason")
@@ -316,6 +335,7 @@ class FindingsPanel(QWidget):
         sign_row = QHBoxLayout()
         self.sign_button = self._button(self.sign_action)
         sign_row.addWidget(self.sign_reason, 1)
+        sign_row.addWidget(self._button(self.history_action), 0, Qt.AlignmentFlag.AlignTop)
         sign_row.addWidget(self.sign_button, 0, Qt.AlignmentFlag.AlignTop)
 
         layout = QVBoxLayout(self)
@@ -342,6 +362,33 @@ class FindingsPanel(QWidget):
         if row >= 0:
             self.table.selectRow(row)
         return row >= 0
+
+    def select_first(self) -> bool:
+        """Select the first finding still pending (else the first one); emits
+        ``finding_selected``, so the viewer jumps to it. False when there is none."""
+        rows = range(self.model.rowCount())
+        pending = [
+            r for r in rows if self.model.finding_at(r).review_status is ReviewStatus.PENDING
+        ]
+        first = pending[0] if pending else 0
+        if first >= self.model.rowCount():
+            return False
+        self.table.selectRow(first)
+        return True
+
+    def select_step(self, step: int) -> bool:
+        """Select the finding ``step`` rows on (negative: back), wrapping around; from nothing
+        selected, the first (or last) one."""
+        count = self.model.rowCount()
+        if count == 0:
+            return False
+        selected = self.selected_finding()
+        if selected is None:
+            row = 0 if step > 0 else count - 1
+        else:
+            row = (self.model.row_of(selected.finding_pk) + step) % count
+        self.table.selectRow(row)
+        return True
 
     def set_case(self, case: CaseDetail | None) -> None:
         """Show a case as saved; keeps the selection, or moves on after a review."""
@@ -380,14 +427,13 @@ class FindingsPanel(QWidget):
         self.table.selectRow(row)  # the same finding: the viewer is already there
         self.table.selectionModel().blockSignals(False)
 
-    def _action(self, text: str, key: str, tip: str) -> QAction:
-        action = QAction(f"{text} ({key})" if key else text, self)
-        action.setToolTip(f"{tip} ({key})" if key else tip)
-        if key:
-            action.setShortcut(QKeySequence(key))
-            # Only while the panel (or its table) has focus: plain letters must not fire while
-            # typing in a search box elsewhere. The window may widen this for the viewer.
-            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+    def _action(self, text: str, command: str, tip: str) -> QAction:
+        action = QAction(text, self)
+        action.setToolTip(tip)
+        # Window-wide: the focus is usually in an image. A line edit elsewhere still takes a
+        # plain letter as typing (Qt asks the focus widget first), so a search is never a review.
+        bind_action(action, command)
+        action.setIconText(f"{text} ({action.shortcut().toString()})")  # the button's text
         self.addAction(action)
         return action
 
@@ -410,6 +456,9 @@ class FindingsPanel(QWidget):
         )
         self.edit_action.setEnabled(editable and selected is not None)
         self.add_action.setEnabled(editable)
+        self.next_action.setEnabled(self.model.rowCount() > 0)
+        self.previous_action.setEnabled(self.model.rowCount() > 0)
+        self.history_action.setEnabled(case is not None)
         can_sign, why = sign_off_state(case)
         self.sign_action.setEnabled(can_sign)
         self.sign_reason.setText(why)

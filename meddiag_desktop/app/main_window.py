@@ -4,6 +4,11 @@ The window turns user actions into controller calls and controller events into w
 files, importing cases and running models happen off the GUI thread in the controllers. Every
 answer that comes back is checked against what is open now, so a slow result for case A never
 paints over case B.
+
+Every key comes from :mod:`meddiag_desktop.viewer.keymap` (Help → Keyboard Shortcuts lists
+them); the review keys work wherever the focus is. Painting is possible only in Edit and
+Add-manual modes, so the overlay always shows what is stored or an edit Save/Discard can act on.
+Signing asks first (:attr:`MainWindow.confirm_sign_off`, a dialog listing what is signed).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -31,7 +36,13 @@ from PySide6.QtWidgets import (
 from meddiag_desktop import __version__
 from meddiag_desktop.app.app_settings import AppSettings
 from meddiag_desktop.app.case_controller import CaseController, OpenedCase
-from meddiag_desktop.app.findings_panel import FindingsPanel, run_label_colours
+from meddiag_desktop.app.case_history import CaseHistoryDialog
+from meddiag_desktop.app.findings_panel import (
+    FindingsPanel,
+    case_findings,
+    run_label_colours,
+    sign_off_state,
+)
 from meddiag_desktop.app.inference_controller import (
     FinishedRun,
     InferenceController,
@@ -40,18 +51,24 @@ from meddiag_desktop.app.inference_controller import (
 )
 from meddiag_desktop.app.message_bar import MessageBar, MessageLevel
 from meddiag_desktop.app.model_picker import ModelPickerDialog
+from meddiag_desktop.app.provider_details import ProviderDetailsBox
 from meddiag_desktop.app.review_controller import ReviewController
 from meddiag_desktop.app.scan_controller import ScanController
 from meddiag_desktop.app.series_details import SeriesDetails
 from meddiag_desktop.app.series_table import SeriesTable
 from meddiag_desktop.app.settings_dialog import SettingsDialog
+from meddiag_desktop.app.shortcut_sheet import ShortcutSheet
+from meddiag_desktop.app.sign_off_dialog import SignOffConfirm, ask_to_sign_off
 from meddiag_desktop.app.theme import apply_theme
 from meddiag_desktop.app.viewer_tools import ViewerTools
 from meddiag_desktop.app.worklist_panel import WorklistPanel
 from meddiag_desktop.db.engine import Database
-from meddiag_desktop.db.records import CaseDetail, MaskEdit, StoredFinding
+from meddiag_desktop.db.records import CaseDetail, MaskEdit, ReviewStatus, StoredFinding
 from meddiag_desktop.domain import SeriesInfo, Volume
 from meddiag_desktop.inference.card import ModelCard
+from meddiag_desktop.inference.provider_reason import fell_back, plain_reason
+from meddiag_desktop.inference.session import ProviderReport
+from meddiag_desktop.viewer.keymap import bind_action, key_names
 from meddiag_desktop.viewer.mpr_viewer import MprViewer
 
 APP_NAME = "MedDiag Desktop"
@@ -96,6 +113,13 @@ class MainWindow(QMainWindow):
         self._labels_run_id: int | None = None  # the run whose mask the label map started from
         self._editing: StoredFinding | None = None  # the finding the brush is editing
         self._adding_manual = False
+        self._select_first_finding = False  # after a run: its first finding, when it is shown
+        self._provider: ProviderReport | None = None  # of the last run shown
+        # Asked before a sign-off (parent, case, signer -> sign?); a test may pass its own.
+        self.confirm_sign_off: SignOffConfirm = ask_to_sign_off
+        self.history_dialog: CaseHistoryDialog | None = None
+        self.shortcut_sheet: ShortcutSheet | None = None
+        self.provider_box: ProviderDetailsBox | None = None
         self.cases = CaseController(database, parent=self)
         self.inference = InferenceController(self)
         self.review = ReviewController(database, self)
@@ -143,24 +167,29 @@ class MainWindow(QMainWindow):
 
     def _build_menus_and_toolbar(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        self.open_folder_action = self._action("Open &Folder…", "Ctrl+O", self._ask_folder)
-        self.open_file_action = self._action("Open F&ile…", "Ctrl+Shift+O", self._ask_file)
+        self.open_folder_action = self._action(
+            "Open &Folder…", "file.open_folder", self._ask_folder
+        )
+        self.open_file_action = self._action("Open F&ile…", "file.open_file", self._ask_file)
         file_menu.addAction(self.open_folder_action)
         file_menu.addAction(self.open_file_action)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         file_menu.addSeparator()
-        file_menu.addAction(self._action("&Settings…", "Ctrl+,", self._edit_settings))
+        file_menu.addAction(self._action("&Settings…", "file.settings", self._edit_settings))
         file_menu.addSeparator()
-        file_menu.addAction(
-            self._action("&Quit", QKeySequence(QKeySequence.StandardKey.Quit), self.close)
-        )
+        file_menu.addAction(self._action("&Quit", "file.quit", self.close))
 
         case_menu = self.menuBar().addMenu("&Case")
-        self.run_action = self._action("&Run Model…", "Ctrl+R", self._ask_model_and_run)
-        self.cancel_action = self._action("&Cancel Run", "Ctrl+.", self.inference.cancel)
-        self.save_edit_action = self._action("&Save Edit", "Ctrl+S", self.save_edit)
-        self.discard_edit_action = self._action("&Discard Edit", None, self.discard_edit)
-        self.refresh_action = self._action("Refresh &Worklist", "F5", self.worklist.refresh)
+        self.run_action = self._action("&Run Model…", "case.run_model", self._ask_model_and_run)
+        self.cancel_action = self._action("&Cancel Run", "case.cancel_run", self.inference.cancel)
+        self.save_edit_action = self._action("&Save Edit", "case.save_edit", self.save_edit)
+        self.discard_edit_action = self._action(
+            "&Discard Edit", "case.discard_edit", self.discard_edit
+        )
+        self.history_action = self._action("&History…", "case.history", self.show_history)
+        self.refresh_action = self._action(
+            "Refresh &Worklist", "case.refresh_worklist", self.worklist.refresh
+        )
         for action in (
             self.run_action,
             self.cancel_action,
@@ -168,6 +197,7 @@ class MainWindow(QMainWindow):
             self.save_edit_action,
             self.discard_edit_action,
             None,
+            self.history_action,
             self.refresh_action,
         ):
             if action is None:
@@ -175,17 +205,40 @@ class MainWindow(QMainWindow):
             else:
                 case_menu.addAction(action)
 
+        # The panel's own actions, in a menu: the same keys, window-wide (the keymap's context).
+        review_menu = self.menuBar().addMenu("&Review")
+        f = self.findings
+        review_menu.addActions([f.accept_action, f.reject_action, f.edit_action])
+        review_menu.addSeparator()
+        review_menu.addActions([f.next_action, f.previous_action])
+        review_menu.addSeparator()
+        review_menu.addActions([f.add_action, f.sign_action])
+
         tools_menu = self.menuBar().addMenu("&Tools")
         tools_menu.addActions(self.tools.tool_actions)
         tools_menu.addSeparator()
         tools_menu.addActions([*self.tools.edit_actions, self.tools.clear_action])
 
         view_menu = self.menuBar().addMenu("&View")
-        maximise = self._action("&Maximise View", "F", lambda: self.viewer.toggle_maximise())
-        reset = self._action("Reset &Zoom", "Ctrl+0", self.viewer.reset_views)
-        view_menu.addActions([maximise, reset])
+        maximise = self._action(
+            "&Maximise View", "view.maximise", lambda: self.viewer.toggle_maximise()
+        )
+        reset = self._action("Reset &Zoom", "view.reset", self.viewer.reset_views)
+        crosshair = self._action("&Crosshair On/Off", "view.crosshair", self._toggle_crosshair)
+        self.show_rejected_action: QAction = self._action(
+            "Show &Rejected Findings", "view.show_rejected", self._rejected_toggled
+        )
+        self.show_rejected_action.setCheckable(True)
+        self.show_rejected_action.setChecked(self.viewer.overlay_style.rejected_visible)
+        view_menu.addActions([maximise, reset, crosshair])
+        view_menu.addSeparator()
+        view_menu.addAction(self.show_rejected_action)
 
         help_menu = self.menuBar().addMenu("&Help")
+        self.shortcuts_action = self._action(
+            "&Keyboard Shortcuts", "help.shortcuts", self.show_shortcuts
+        )
+        help_menu.addAction(self.shortcuts_action)
         help_menu.addAction(self._action("&About MedDiag Desktop", None, self._show_about))
 
         toolbar = QToolBar("Main")
@@ -209,13 +262,11 @@ class MainWindow(QMainWindow):
         self.addToolBar(toolbar)
         self._fill_recent_menu()
 
-    def _action(self, text: str, shortcut, slot) -> QAction:
+    def _action(self, text: str, command: str | None, slot) -> QAction:
+        """A window action; ``command`` names its keys in the keymap (None: no key)."""
         action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-            action.setToolTip(
-                f"{text.replace('&', '').rstrip('…')} ({QKeySequence(shortcut).toString()})"
-            )
+        if command is not None:
+            bind_action(action, command)
         action.triggered.connect(lambda _checked=False: slot())
         return action
 
@@ -230,11 +281,18 @@ class MainWindow(QMainWindow):
         self.cancel_button.hide()
         self.provider_label = QLabel()
         self.provider_label.setObjectName("providerLabel")
+        self.provider_button = QPushButton("Details…")
+        self.provider_button.setObjectName("providerDetails")
+        self.provider_button.setToolTip("Why the model did not run on the GPU, in full")
+        self.provider_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.provider_button.clicked.connect(self.show_provider_details)
+        self.provider_button.hide()
         self.clinical_notice = QLabel(CLINICAL_NOTICE.upper())
         self.clinical_notice.setObjectName("clinicalNotice")
         self.clinical_notice.setToolTip("MedDiag Desktop is not a medical device (Help → About)")
         status = self.statusBar()
         status.addPermanentWidget(self.provider_label)
+        status.addPermanentWidget(self.provider_button)
         status.addPermanentWidget(self.progress_bar)
         status.addPermanentWidget(self.cancel_button)
         status.addPermanentWidget(self.clinical_notice)
@@ -268,10 +326,12 @@ class MainWindow(QMainWindow):
         self.findings.finding_selected.connect(self._finding_selected)
         self.findings.accept_requested.connect(self.review.accept)
         self.findings.reject_requested.connect(self.review.reject)
-        self.findings.sign_off_requested.connect(self.review.sign_off)
+        self.findings.sign_off_requested.connect(self.sign_off)
+        self.findings.history_requested.connect(self.show_history)
         self.findings.edit_requested.connect(self.edit_finding)
         self.findings.add_manual_requested.connect(self.add_manual_finding)
         self.viewer.hover_info_changed.connect(self._hover_info)
+        self.viewer.rejected_visibility_changed.connect(self.show_rejected_action.setChecked)
         self.tools.mask_edited.connect(self._update_actions)
 
     # ---- public API --------------------------------------------------------------------------
@@ -345,10 +405,13 @@ class MainWindow(QMainWindow):
             return
         self._editing, self._adding_manual = stored, False
         self.viewer.highlight_label_region(stored.finding, jump=True)
+        self.tools.set_painting_allowed(True)
         self.tools.activate(self.tools.brush)
         self.show_notice(
-            f"Editing finding #{stored.finding.finding_id}: paint with the brush (B), erase (E), "
-            "undo (Ctrl+Z); Save Edit (Ctrl+S) stores the new measurements."
+            f"Editing finding #{stored.finding.finding_id}: paint with the brush "
+            f"({key_names('tool.brush')}), erase ({key_names('tool.eraser')}), undo "
+            f"({key_names('tool.undo')}); Save Edit ({key_names('case.save_edit')}) stores the "
+            f"new measurements, Discard Edit ({key_names('case.discard_edit')}) drops them."
         )
         self._update_actions()
 
@@ -361,10 +424,12 @@ class MainWindow(QMainWindow):
             empty = np.zeros(self._volume.shape_zyx, dtype=np.uint8)
             self._set_labels(empty, {1: "#ffd24a"}, {1: "lesion"})
         self._editing, self._adding_manual = None, True
+        self.tools.set_painting_allowed(True)
         self.tools.activate(self.tools.brush)
         self.show_notice(
-            "Paint the lesion with the brush (B; [ and ] change its size), then Save Edit "
-            "(Ctrl+S) to add it as a manual finding."
+            f"Paint the lesion with the brush ({key_names('tool.brush')}; "
+            f"{key_names('tool.smaller_brush')} and {key_names('tool.larger_brush')} change its "
+            f"size), then Save Edit ({key_names('case.save_edit')}) to add it as a manual finding."
         )
         self._update_actions()
 
@@ -407,6 +472,58 @@ class MainWindow(QMainWindow):
                 pass
             self.viewer.refresh_overlay()
         self._end_edit()
+
+    def sign_off(self) -> bool:
+        """Sign the open case after the reader confirmed what is signed; False when they
+        cancelled or the database refused (its reason is shown)."""
+        case = self._case
+        if case is None:
+            self.show_error("Open a case first.")
+            return False
+        if self._editing is not None or self._adding_manual:
+            self.show_error("Save or discard the edit first: it would not be part of the case.")
+            return False
+        can_sign, why = sign_off_state(case)
+        if not can_sign:  # nothing to confirm: say why instead of asking
+            self.show_error(why)
+            return False
+        if not self.confirm_sign_off(self, case, self.review.actor):
+            self.statusBar().showMessage("Not signed; the case is unchanged.")
+            return False
+        signed = self.review.sign_off()
+        if signed:
+            self.show_notice("Signed off; the case is locked.")
+        return signed
+
+    def show_history(self) -> CaseHistoryDialog | None:
+        """Case → History: every run and decision with who, when and why (non-modal)."""
+        if self._case is None:
+            self.show_error("Open a case first: the history is a case's.")
+            return None
+        from meddiag_desktop.db.audit import case_history
+
+        if self.history_dialog is None:
+            self.history_dialog = CaseHistoryDialog(self)
+        self.history_dialog.show_case(self._case, case_history(self._db, self._case.case_id))
+        self.history_dialog.show()
+        self.history_dialog.raise_()
+        return self.history_dialog
+
+    def show_shortcuts(self) -> ShortcutSheet:
+        """Help → Keyboard Shortcuts (non-modal: keep it open beside the images)."""
+        if self.shortcut_sheet is None:
+            self.shortcut_sheet = ShortcutSheet(self)
+        self.shortcut_sheet.show()
+        self.shortcut_sheet.raise_()
+        return self.shortcut_sheet
+
+    def show_provider_details(self) -> ProviderDetailsBox | None:
+        """Where the last run ran and why not on the GPU, onnxruntime's text under Details."""
+        if self._provider is None:
+            return None
+        self.provider_box = ProviderDetailsBox(self._provider, self)
+        self.provider_box.open()  # window-modal, without blocking the event loop
+        return self.provider_box
 
     def show_error(self, message: str) -> None:
         """Non-modal, so it never blocks reading (or a test); stays until dismissed."""
@@ -489,8 +606,12 @@ class MainWindow(QMainWindow):
         run = opened.detail.current_run
         self._labels_run_id = run.run_id if run is not None else None
         self._set_labels(opened.labels_zyx, run_label_colours(run), opened.label_names)
+        self._show_rejected()
         self.worklist.refresh()
         self.worklist.select_case(opened.detail.case_id)
+        if self._select_first_finding:  # the run just stored: go to its first finding
+            self._select_first_finding = False
+            self.findings.select_first()
         self._update_actions()
 
     def _case_changed(self, detail: CaseDetail) -> None:
@@ -498,8 +619,20 @@ class MainWindow(QMainWindow):
             return
         self._case = detail
         self.findings.set_case(detail)
+        self._show_rejected()
         self.worklist.refresh()
+        if self.history_dialog is not None and self.history_dialog.isVisible():
+            self.show_history()  # an open history follows the decisions
         self._update_actions()
+
+    def _show_rejected(self) -> None:
+        """Rejected findings are drawn grey and dotted (or hidden), never like kept ones."""
+        if self._case is None or self._labels is None:
+            return
+        rejected = [
+            f.finding for f in case_findings(self._case) if f.review_status is ReviewStatus.REJECTED
+        ]
+        self.viewer.set_rejected_findings(rejected)
 
     def _set_labels(
         self, labels: np.ndarray | None, colours: dict[int, str], names: dict[int, str]
@@ -529,14 +662,21 @@ class MainWindow(QMainWindow):
         if self._case is None or outcome.case_id != self._case.case_id:
             return  # stored with its own case; the reader has opened another one since
         result = outcome.result
-        self.provider_label.setText(f"Model ran on {result.provider.short_name.upper()}")
-        self.provider_label.setToolTip(result.provider.describe())
+        self._show_provider(result.provider)
         self.statusBar().showMessage(
             f"{result.card.name}: {len(result.findings)} finding(s) in {outcome.elapsed_s:.0f} s "
             f"on {result.provider.short_name.upper()}; saved with the case."
         )
         if self._series is not None:
+            self._select_first_finding = True
             self.cases.reopen(self._series.key, self._case.case_id)
+
+    def _show_provider(self, report: ProviderReport) -> None:
+        """'Model ran on CPU' and, when a GPU was tried, why not in words, with Details…"""
+        self._provider = report
+        self.provider_label.setText(f"Model ran on {report.short_name.upper()}")
+        self.provider_label.setToolTip(plain_reason(report))
+        self.provider_button.setVisible(fell_back(report))
 
     def _run_failed(self, tag: RunTag, message: str) -> None:
         self._run_ended()
@@ -572,6 +712,7 @@ class MainWindow(QMainWindow):
 
     def _end_edit(self) -> None:
         self._editing, self._adding_manual = None, False
+        self.tools.set_painting_allowed(False)  # no stroke outside Edit / Add manual
         if self.tools.editor is not None:
             self.tools.activate(None)
         self._update_actions()
@@ -655,6 +796,12 @@ class MainWindow(QMainWindow):
             action = self.recent_menu.addAction(path)
             action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
         self.recent_menu.setEnabled(bool(paths))
+
+    def _rejected_toggled(self) -> None:
+        self.viewer.set_rejected_visible(self.show_rejected_action.isChecked())
+
+    def _toggle_crosshair(self) -> None:
+        self.viewer.set_crosshair_visible(not self.viewer.panel.crosshair_box.isChecked())
 
     def _show_about(self) -> None:
         QMessageBox.about(self, f"About {APP_NAME}", about_text())

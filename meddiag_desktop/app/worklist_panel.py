@@ -267,8 +267,9 @@ class WorklistPanel(QWidget):
         self.status_filter.setToolTip("Show cases with this status")
         self.status_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.refresh_button = QPushButton("Refresh")
+        # F5 is the window's Case → Refresh Worklist (the keymap): a second F5 here made the
+        # key ambiguous, and Qt then fires neither
         self.refresh_button.setToolTip("Read the worklist again (F5)")
-        self.refresh_button.setShortcut("F5")
 
         self.model = WorklistModel(database, self)
         self.model.load_failed.connect(self.load_failed)

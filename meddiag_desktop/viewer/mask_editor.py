@@ -15,7 +15,7 @@ findings carry exactly the same kinds of numbers.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -247,18 +247,8 @@ class MaskEditor:
         return replace(measured, source=original.source)
 
     def seed_for(self, finding: Finding) -> VoxelZYX | None:
-        """A voxel of ``finding``'s lesion as the map is now: the one of its label inside its
-        original bounding box nearest its original centroid; None when it was erased there."""
-        x0, y0, z0, x1, y1, z1 = finding.bbox_index_xyz
-        box = (slice(z0, z1 + 1), slice(y0, y1 + 1), slice(x0, x1 + 1))
-        inside = np.argwhere(self.labels_zyx[box] == finding.label)
-        if inside.size == 0:
-            return None
-        cx, cy, cz = finding.centroid_index_xyz
-        offset = np.array([z0, y0, x0])
-        distances = (((inside + offset) - np.array([cz, cy, cx])) ** 2).sum(axis=1)
-        z, y, x = (int(v) for v in inside[int(np.argmin(distances))] + offset)
-        return z, y, x
+        """A voxel of ``finding``'s lesion as the map is now (see :func:`lesion_seed`)."""
+        return lesion_seed(self.labels_zyx, finding)
 
     def edited_finding(
         self, original: Finding, probability_zyx: np.ndarray | None = None
@@ -270,33 +260,8 @@ class MaskEditor:
         return self.finding_for(seed, original=original, probability_zyx=probability_zyx)
 
     def component_at(self, seed_zyx: VoxelZYX) -> tuple[np.ndarray, tuple[slice, ...]]:
-        """The 26-connected component of the seed's label: (mask within box, box).
-
-        Labels a growing box around the seed instead of the whole volume: a component that
-        does not touch an inner face of the box cannot continue outside it.
-        """
-        label = self.labels_zyx[seed_zyx]
-        if label == 0:
-            raise ValueError(f"voxel {seed_zyx} is not labelled")
-        shape = self.labels_zyx.shape
-        low = [max(0, s - _SEARCH_MARGIN) for s in seed_zyx]
-        high = [min(n, s + _SEARCH_MARGIN + 1) for s, n in zip(seed_zyx, shape, strict=True)]
-        while True:
-            box = tuple(slice(lo, hi) for lo, hi in zip(low, high, strict=True))
-            components, _ = ndimage.label(self.labels_zyx[box] == label, _CONNECTIVITY_26)
-            local_seed = tuple(s - lo for s, lo in zip(seed_zyx, low, strict=True))
-            mask = components == components[local_seed]
-            grown = False
-            for axis in range(3):
-                along = np.any(mask, axis=tuple(a for a in range(3) if a != axis))
-                if along[0] and low[axis] > 0:
-                    low[axis] = max(0, low[axis] - 2 * (high[axis] - low[axis]))
-                    grown = True
-                if along[-1] and high[axis] < shape[axis]:
-                    high[axis] = min(shape[axis], high[axis] + 2 * (high[axis] - low[axis]))
-                    grown = True
-            if not grown:
-                return _tight(mask, low)
+        """The 26-connected component of the seed's label (see :func:`connected_component`)."""
+        return connected_component(self.labels_zyx, seed_zyx)
 
     # ---- internals ------------------------------------------------------------------------
     def _stamp(
@@ -338,6 +303,70 @@ class MaskEditor:
 
     def _state(self) -> int:
         return self._undo[-1].serial if self._undo else self._dropped_state
+
+
+def lesion_seed(labels_zyx: np.ndarray, finding: Finding) -> VoxelZYX | None:
+    """A voxel of ``finding``'s lesion in ``labels_zyx``: the one of its label inside its
+    bounding box nearest its centroid; None when nothing of it is left there."""
+    x0, y0, z0, x1, y1, z1 = finding.bbox_index_xyz
+    box = (slice(z0, z1 + 1), slice(y0, y1 + 1), slice(x0, x1 + 1))
+    inside = np.argwhere(labels_zyx[box] == finding.label)
+    if inside.size == 0:
+        return None
+    cx, cy, cz = finding.centroid_index_xyz
+    offset = np.array([z0, y0, x0])
+    distances = (((inside + offset) - np.array([cz, cy, cx])) ** 2).sum(axis=1)
+    z, y, x = (int(v) for v in inside[int(np.argmin(distances))] + offset)
+    return z, y, x
+
+
+def connected_component(
+    labels_zyx: np.ndarray, seed_zyx: VoxelZYX
+) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """The 26-connected component of the seed's label: (mask within box, box).
+
+    Labels a growing box around the seed instead of the whole volume: a component that does
+    not touch an inner face of the box cannot continue outside it.
+    """
+    label = labels_zyx[seed_zyx]
+    if label == 0:
+        raise ValueError(f"voxel {seed_zyx} is not labelled")
+    shape = labels_zyx.shape
+    low = [max(0, s - _SEARCH_MARGIN) for s in seed_zyx]
+    high = [min(n, s + _SEARCH_MARGIN + 1) for s, n in zip(seed_zyx, shape, strict=True)]
+    while True:
+        box = tuple(slice(lo, hi) for lo, hi in zip(low, high, strict=True))
+        components, _ = ndimage.label(labels_zyx[box] == label, _CONNECTIVITY_26)
+        local_seed = tuple(s - lo for s, lo in zip(seed_zyx, low, strict=True))
+        mask = components == components[local_seed]
+        grown = False
+        for axis in range(3):
+            along = np.any(mask, axis=tuple(a for a in range(3) if a != axis))
+            if along[0] and low[axis] > 0:
+                low[axis] = max(0, low[axis] - 2 * (high[axis] - low[axis]))
+                grown = True
+            if along[-1] and high[axis] < shape[axis]:
+                high[axis] = min(shape[axis], high[axis] + 2 * (high[axis] - low[axis]))
+                grown = True
+        if not grown:
+            return _tight(mask, low)
+
+
+def lesion_voxels(labels_zyx: np.ndarray, findings: Iterable[Finding]) -> np.ndarray:
+    """The (z, y, x) voxels, shape (N, 3), of the lesions of ``findings`` as the map is now.
+
+    Kept as coordinates, not a mask of the volume's size: lesions are a few thousand voxels,
+    a mask of a 512 x 512 x 400 CT would be 100 MB per set.
+    """
+    pieces = [np.empty((0, 3), dtype=np.intp)]
+    for finding in findings:
+        seed = lesion_seed(labels_zyx, finding)
+        if seed is None:
+            continue
+        mask, box = connected_component(labels_zyx, seed)
+        offset = np.array([s.start for s in box], dtype=np.intp)
+        pieces.append(np.argwhere(mask).astype(np.intp) + offset)
+    return np.unique(np.concatenate(pieces), axis=0)
 
 
 def stamp_pixels(

@@ -7,9 +7,10 @@ applies to all three. One window/level applies to all views.
 
 Mouse: left click/drag moves the crosshair (or drives the active tool), wheel = slice, Ctrl+wheel
 = zoom, middle-drag = pan, right-drag = window (right = wider) and level (down = higher),
-double-click = maximise/restore. Keys (in the view last clicked): Up/Down = 1 slice,
-PageUp/PageDown = 10, Home/End = first/last, F = maximise/restore, R = reset zoom and pan,
-C = crosshair on/off, 1-9 = window preset.
+double-click = maximise/restore. Keys (in the view last clicked) come from
+:mod:`~meddiag_desktop.viewer.keymap`: Up/Down = 1 slice, PageUp/PageDown = 10, Home/End =
+first/last, F = maximise/restore, Ctrl+0 = reset zoom and pan, C = crosshair on/off, 1-9 =
+window preset. (``R`` rejects a finding in the workstation, so it no longer resets the view.)
 
 Public API (what the application calls)::
 
@@ -22,6 +23,8 @@ Public API (what the application calls)::
     viewer.set_overlay_opacity(0.5)
     viewer.set_overlay_mode("filled" | "outline")
     viewer.set_overlay_visible(True)
+    viewer.set_rejected_findings([finding, ...])  # drawn grey and dotted (after set_overlay)
+    viewer.set_rejected_visible(False)           # ... or not at all
     viewer.highlight_label_region(finding)       # Finding, bbox_index_xyz, slices, mask, voxels;
                                                  # None clears; jump=True also centres on it
     viewer.jump_to_voxel((z, y, x)); viewer.jump_to_lps((l, p, s))
@@ -32,13 +35,14 @@ Public API (what the application calls)::
     viewer.cursor_voxel, viewer.window_level, viewer.volume, viewer.presets,
     viewer.overlay_style, viewer.maximised_plane                 # read-only properties
     signals: cursor_moved(object: (z, y, x)), window_changed(object: WindowLevel),
-             hover_info_changed(str: readout under the pointer, "" when it leaves the image)
+             hover_info_changed(str: readout under the pointer, "" when it leaves the image),
+             rejected_visibility_changed(bool)
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -60,8 +64,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from meddiag_desktop.domain import Volume
+from meddiag_desktop.domain import Finding, Volume
 from meddiag_desktop.viewer.crosshair import line_planes
+from meddiag_desktop.viewer.keymap import KeyContext, command_for_key, key_names
+from meddiag_desktop.viewer.mask_editor import lesion_voxels
 from meddiag_desktop.viewer.overlay import (
     Colour,
     OverlayMode,
@@ -90,11 +96,19 @@ from meddiag_desktop.viewer.window_level import (
 
 _PLACEHOLDER = "Open a folder or a file (Ctrl+O, Ctrl+Shift+O) or drop it here"
 _CELLS = {Plane.AXIAL: (0, 0), Plane.CORONAL: (0, 1), Plane.SAGITTAL: (1, 0)}
-_SHORTCUTS = (
-    "Wheel, ↑↓, PgUp/PgDn, Home/End: slice · Ctrl+wheel: zoom · middle-drag: pan · "
-    "right-drag: window (↔ width, ↕ level) · 1-9: presets · double-click or F: maximise · "
-    "R: reset view · C: crosshair"
-)
+
+
+def _shortcuts_hint() -> str:
+    """The panel's one-line reminder, with the keys the keymap gives (F1 lists them all)."""
+    return (
+        "Wheel, ↑↓, PgUp/PgDn, Home/End: slice · Ctrl+wheel: zoom · middle-drag: pan · "
+        f"right-drag: window (↔ width, ↕ level) · {key_names('viewer.preset')}: presets · "
+        f"double-click or {key_names('view.maximise')}: maximise · "
+        f"{key_names('view.reset')}: reset view · {key_names('view.crosshair')}: crosshair · "
+        f"{key_names('help.shortcuts')}: all keys"
+    )
+
+
 _STYLE = """
 QWidget#mprViewer, QStackedWidget#mprStack { background: #000000; }
 QFrame#mprPanel { background: #17181b; border: 1px solid #26282c; }
@@ -134,6 +148,7 @@ class MprViewer(QWidget):
     cursor_moved = Signal(object)  # (z, y, x)
     window_changed = Signal(object)  # WindowLevel
     hover_info_changed = Signal(str)
+    rejected_visibility_changed = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -149,6 +164,7 @@ class MprViewer(QWidget):
         self._cursor: VoxelZYX = (0, 0, 0)
         self._drag_start: WindowLevel | None = None
         self._labels: np.ndarray | None = None
+        self._rejected_zyx: np.ndarray | None = None
         self._style = OverlayStyle()
         self._region: RegionBox | None = None
         self._tool: ViewTool | None = None
@@ -171,6 +187,7 @@ class MprViewer(QWidget):
         self.panel.overlay_visible_toggled.connect(self.set_overlay_visible)
         self.panel.overlay_mode_chosen.connect(self.set_overlay_mode)
         self.panel.overlay_opacity_changed.connect(self.set_overlay_opacity)
+        self.panel.rejected_visible_toggled.connect(self.set_rejected_visible)
         self.panel.reset_clicked.connect(self.reset_views)
         self.panel.maximise_clicked.connect(lambda: self.toggle_maximise())
         self.panel.crosshair_toggled.connect(self.set_crosshair_visible)
@@ -259,6 +276,7 @@ class MprViewer(QWidget):
         self._min_width = 1.0 if integer else self._data_span * 1e-4
         self._windower = SliceWindower(volume.array_zyx.dtype, self._presets[0])
         self._labels = None
+        self._rejected_zyx = None
         self._region = None
         for plane, view in self._views.items():
             mapping = self._mappings[plane]
@@ -280,6 +298,7 @@ class MprViewer(QWidget):
         self._windower = None
         self._presets = ()
         self._labels = None
+        self._rejected_zyx = None
         self._region = None
         for view in self._views.values():
             view.clear()
@@ -355,9 +374,11 @@ class MprViewer(QWidget):
             check_labels(labels_zyx, self._volume.shape_zyx)
         lut = label_lut(colours or {})
         self._labels = labels_zyx
+        self._rejected_zyx = None  # they were found on the map that was shown before
         for view in self._views.values():
             view.set_overlay_lut(lut)
             view.set_overlay_style(self._style)
+            view.set_rejected_voxels(None)
             view.set_labels(labels_zyx)
         self.panel.set_overlay_available(labels_zyx is not None)
         legend = (
@@ -374,6 +395,30 @@ class MprViewer(QWidget):
         """Redraw the overlay after the label map was edited in place."""
         for view in self._views.values():
             view.refresh_overlay()
+
+    def set_rejected_findings(self, findings: Iterable[Finding]) -> None:
+        """Draw these findings' lesions grey with a dotted ring, not in their label's colour.
+
+        Their voxels are looked up in the overlay's label map as it is now (the connected
+        lesion at each finding's place), so call this after :meth:`set_overlay`.
+        """
+        voxels = None
+        if self._labels is not None:
+            voxels = lesion_voxels(self._labels, findings)
+        self._rejected_zyx = voxels if voxels is not None and voxels.size else None
+        for view in self._views.values():
+            view.set_rejected_voxels(self._rejected_zyx)
+
+    @property
+    def rejected_voxels(self) -> np.ndarray | None:
+        """(N, 3) voxels (z, y, x) drawn as rejected, None when there are none."""
+        return self._rejected_zyx
+
+    def set_rejected_visible(self, visible: bool) -> None:
+        """Show rejected findings (grey, dotted) or leave them out of the overlay."""
+        if bool(visible) != self._style.rejected_visible:
+            self._set_style(replace(self._style, rejected_visible=bool(visible)))
+            self.rejected_visibility_changed.emit(bool(visible))
 
     def set_overlay_opacity(self, opacity: float) -> None:
         """0 (invisible) to 1 (opaque)."""
@@ -479,15 +524,17 @@ class MprViewer(QWidget):
         self.hover_info_changed.emit(text)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        key = event.key()
+        # In the workstation the window's actions take F, Ctrl+0 and C first; a viewer on its
+        # own (or in a test) handles them here, with the same keys from the keymap.
+        command = command_for_key(event) or command_for_key(event, KeyContext.WINDOW)
         text = event.text()
-        if key == Qt.Key.Key_F:
+        if command == "view.maximise":
             self.toggle_maximise()
-        elif key == Qt.Key.Key_R:
+        elif command == "view.reset":
             self.reset_views()
-        elif key == Qt.Key.Key_C:
+        elif command == "view.crosshair":
             self.set_crosshair_visible(not self.panel.crosshair_box.isChecked())
-        elif text.isdigit() and 1 <= int(text) <= len(self._presets):
+        elif command == "viewer.preset" and text.isdigit() and int(text) <= len(self._presets):
             self.set_window(self._presets[int(text) - 1])
         else:
             super().keyPressEvent(event)
@@ -500,6 +547,7 @@ class InfoPanel(QFrame):
     overlay_visible_toggled = Signal(bool)
     overlay_mode_chosen = Signal(str)
     overlay_opacity_changed = Signal(float)
+    rejected_visible_toggled = Signal(bool)
     reset_clicked = Signal()
     maximise_clicked = Signal()
     crosshair_toggled = Signal(bool)
@@ -549,6 +597,14 @@ class InfoPanel(QFrame):
         row.addWidget(self.opacity_slider, 1)
         row.addWidget(self.opacity_label)
         layout.addLayout(row)
+        self.rejected_box = QCheckBox("Show rejected findings (grey, dotted)")
+        self.rejected_box.setToolTip(
+            f"Draw findings you rejected in grey with a dotted outline, or hide them "
+            f"({key_names('view.show_rejected')})"
+        )
+        self.rejected_box.setChecked(True)
+        self.rejected_box.toggled.connect(self.rejected_visible_toggled)
+        layout.addWidget(self.rejected_box)
         self.legend_label = self._label("panelValue", layout)
         self.legend_label.setTextFormat(Qt.TextFormat.RichText)
 
@@ -560,13 +616,15 @@ class InfoPanel(QFrame):
         layout.addStretch(1)
         row = QHBoxLayout()
         reset = QPushButton("Reset view")
-        reset.setToolTip("Fit every view again (R)")
+        reset.setToolTip(f"Fit every view again ({key_names('view.reset')})")
         reset.clicked.connect(self.reset_clicked)
         maximise = QPushButton("Maximise")
-        maximise.setToolTip("Show the active view alone; F or double-click toggles")
+        maximise.setToolTip(
+            f"Show the active view alone; {key_names('view.maximise')} or double-click toggles"
+        )
         maximise.clicked.connect(self.maximise_clicked)
         self.crosshair_box = QCheckBox("Crosshair")
-        self.crosshair_box.setToolTip("Show the crosshair lines (C)")
+        self.crosshair_box.setToolTip(f"Show the crosshair lines ({key_names('view.crosshair')})")
         self.crosshair_box.setChecked(True)
         self.crosshair_box.toggled.connect(self.crosshair_toggled)
         for button in (reset, maximise, self.crosshair_box):
@@ -574,9 +632,15 @@ class InfoPanel(QFrame):
             row.addWidget(button)
         row.addStretch(1)
         layout.addLayout(row)
-        hint = self._label("panelHint", layout)
-        hint.setText(_SHORTCUTS)
-        for widget in (self.window_box, self.overlay_box, self.mode_box, self.opacity_slider):
+        self.hint_label = self._label("panelHint", layout)
+        self.hint_label.setText(_shortcuts_hint())
+        for widget in (
+            self.window_box,
+            self.overlay_box,
+            self.mode_box,
+            self.opacity_slider,
+            self.rejected_box,
+        ):
             widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.show_overlay_style(OverlayStyle())
         self.clear()
@@ -612,7 +676,7 @@ class InfoPanel(QFrame):
         meta = volume.metadata
         self.series_label.setText(meta.series_description or volume.source or "Scan")
         patient = [meta.patient_name.replace("^", ", ").strip(", "), meta.patient_id]
-        patient += [_date(meta.study_date or meta.series_date), meta.study_description]
+        patient += [dicom_date_text(meta.study_date or meta.series_date), meta.study_description]
         self.patient_label.setText("  ·  ".join(p for p in patient if p))
         self.patient_label.setVisible(any(patient))
         x, y, z = volume.size_xyz
@@ -664,17 +728,19 @@ class InfoPanel(QFrame):
         self.hover_label.setText(text.replace("  ·  ", "\n") if text else "—")
 
     def set_overlay_available(self, available: bool) -> None:
-        for widget in (self.overlay_box, self.mode_box, self.opacity_slider):
+        for widget in (self.overlay_box, self.mode_box, self.opacity_slider, self.rejected_box):
             widget.setEnabled(available)
 
     def show_overlay_style(self, style: OverlayStyle) -> None:
-        for widget in (self.overlay_box, self.mode_box, self.opacity_slider):
+        widgets = (self.overlay_box, self.mode_box, self.opacity_slider, self.rejected_box)
+        for widget in widgets:
             widget.blockSignals(True)
+        self.rejected_box.setChecked(style.rejected_visible)
         self.overlay_box.setChecked(style.visible)
         self.mode_box.setCurrentIndex(self.mode_box.findData(style.mode.value))
         self.opacity_slider.setValue(round(style.opacity * 100))
         self.opacity_label.setText(f"{round(style.opacity * 100)} %")
-        for widget in (self.overlay_box, self.mode_box, self.opacity_slider):
+        for widget in widgets:
             widget.blockSignals(False)
 
     def show_crosshair(self, visible: bool) -> None:
@@ -687,7 +753,7 @@ class InfoPanel(QFrame):
         self.overlay_opacity_changed.emit(value / 100)
 
 
-def _date(dicom_date: str) -> str:
+def dicom_date_text(dicom_date: str) -> str:
     """``20240131`` as ``2024-01-31``; anything else as it is."""
     if len(dicom_date) == 8 and dicom_date.isdigit():
         return f"{dicom_date[:4]}-{dicom_date[4:6]}-{dicom_date[6:]}"

@@ -5,6 +5,11 @@ above the grey image. Colours come from a 256-entry RGBA table that pyqtgraph ha
 indexed 8-bit image, so a slice costs no RGBA or float copy; opacity is the item's own opacity
 (applied while painting). Outline mode draws the ring of pixels just outside each region,
 computed per displayed slice with a cheap 2-D dilation and difference.
+
+Rejected findings are drawn apart from the others: their voxels are taken out of the coloured
+image and drawn in a third item as a faint grey fill inside a dotted grey ring, whatever the
+fill mode, so a lesion the reader threw out never looks like one they kept; the style's
+``rejected_visible`` hides them instead.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ _OVERLAY_Z = 10
 _HIGHLIGHT_Z = 20
 _HIGHLIGHT_COLOUR = "#ffffff"
 _HIGHLIGHT_MARGIN_VOXELS = 2
+_REJECTED_Z = 11
+_REJECTED_FILL = (150, 154, 160, 60)  # faint grey: the lesion is still findable under it
+_REJECTED_RING = (205, 209, 214, 255)
+_DASH_PIXELS = 2  # ring pixels on, then off, along rows and columns: a dotted outline
 
 
 class OverlayMode(StrEnum):
@@ -46,6 +55,7 @@ class OverlayStyle:
     opacity: float = 0.5
     mode: OverlayMode = OverlayMode.FILLED
     visible: bool = True
+    rejected_visible: bool = True  # rejected findings: grey and dotted, or not drawn at all
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,25 @@ def outline(labels: np.ndarray) -> np.ndarray:
     return grown
 
 
+def rejected_lut() -> np.ndarray:
+    """The (256, 4) RGBA table of the rejected-findings image: 1 = fill, 2 = dotted ring."""
+    lut = np.zeros((LABEL_COUNT, 4), dtype=np.uint8)
+    lut[1] = _REJECTED_FILL
+    lut[2] = _REJECTED_RING
+    return lut
+
+
+def rejected_image(dimmed: np.ndarray, origin_rc: tuple[int, int]) -> np.ndarray:
+    """The uint8 image of rejected pixels ``dimmed`` (bool): 1 inside, 2 on a dotted ring just
+    outside. ``origin_rc``, the crop's place in the slice, keeps the dots still while scrolling."""
+    ring = outline(dimmed.astype(np.uint8)) != 0
+    rows, columns = np.indices(dimmed.shape)
+    dotted = ((rows + origin_rc[0]) // _DASH_PIXELS + (columns + origin_rc[1]) // _DASH_PIXELS) % 2
+    image = dimmed.astype(np.uint8)
+    image[ring & (dotted == 0)] = 2
+    return image
+
+
 def _nonzero_span(labels: np.ndarray, pad: int) -> tuple[slice, slice]:
     """Row and column slices around the nonzero pixels, widened by ``pad`` within the image."""
     rows = np.flatnonzero(labels.any(axis=1))
@@ -211,9 +240,13 @@ class OverlayLayer:
         self.highlight_item.setZValue(_HIGHLIGHT_Z)
         self.highlight_item.hide()
         view_box.addItem(self.highlight_item, ignoreBounds=True)
+        self.rejected_item = pg.ImageItem()
+        self.rejected_item.setZValue(_REJECTED_Z)
+        view_box.addItem(self.rejected_item, ignoreBounds=True)
         self._lut = label_lut({})
         self.style = OverlayStyle()
         self.crop_origin = (0, 0)  # displayed (row, column) of the drawn image's first pixel
+        self.rejected_origin = (0, 0)
 
     def set_lut(self, lut: np.ndarray) -> None:
         self._lut = lut
@@ -224,15 +257,29 @@ class OverlayLayer:
         self.style = style
         self.image_item.setOpacity(style.opacity)
         self.image_item.setVisible(style.visible)
+        self.rejected_item.setVisible(style.visible and style.rejected_visible)
 
-    def show_labels(self, labels: np.ndarray | None, pixel_mm: tuple[float, float]) -> None:
+    def show_labels(
+        self,
+        labels: np.ndarray | None,
+        pixel_mm: tuple[float, float],
+        rejected: np.ndarray | None = None,
+    ) -> None:
         """Draw one displayed slice of labels (None clears it); pixels are ``pixel_mm`` wide/high.
 
-        Only the box around the slice's labelled pixels is handed to Qt (lesions are small, and
-        drawing a mostly transparent 512 x 512 image costs milliseconds per frame); a slice
-        without labels draws nothing at all.
+        ``rejected`` (bool, the slice's shape): pixels of rejected findings, drawn grey and
+        dotted instead of in their label's colour. Only the box around the slice's labelled
+        pixels is handed to Qt (lesions are small, and drawing a mostly transparent 512 x 512
+        image costs milliseconds per frame); a slice without labels draws nothing at all.
         """
         self.crop_origin = (0, 0)
+        if labels is not None and rejected is not None:
+            rejected = rejected & (labels != 0)  # an erased voxel is not drawn as rejected
+            if rejected.any():
+                labels = np.where(rejected, 0, labels)
+            else:
+                rejected = None
+        self._show_rejected(rejected if labels is not None else None, pixel_mm)
         if labels is None or not labels.any():
             self.image_item.clear()
             return
@@ -253,6 +300,36 @@ class OverlayLayer:
                 shown.shape[0] * height_mm,
             )
         )
+
+    def _show_rejected(self, rejected: np.ndarray | None, pixel_mm: tuple[float, float]) -> None:
+        self.rejected_origin = (0, 0)
+        if rejected is None:
+            self.rejected_item.clear()
+            return
+        rows, columns = _nonzero_span(rejected, pad=1)
+        self.rejected_origin = (rows.start, columns.start)
+        shown = rejected_image(rejected[rows, columns], self.rejected_origin)
+        self.rejected_item.setImage(shown, levels=(0, LABEL_COUNT), lut=rejected_lut())
+        width_mm, height_mm = pixel_mm
+        self.rejected_item.setRect(
+            QRectF(
+                columns.start * width_mm,
+                rows.start * height_mm,
+                shown.shape[1] * width_mm,
+                shown.shape[0] * height_mm,
+            )
+        )
+
+    def rejected_at(self, row: int, column: int) -> int:
+        """What the rejected image draws at displayed pixel (row, column): 0 nothing, 1 fill,
+        2 ring."""
+        image = self.rejected_item.image
+        if image is None:
+            return 0
+        r, c = row - self.rejected_origin[0], column - self.rejected_origin[1]
+        if 0 <= r < image.shape[0] and 0 <= c < image.shape[1]:
+            return int(image[r, c])
+        return 0
 
     def label_at(self, row: int, column: int) -> int:
         """The label drawn at displayed pixel (row, column) of the slice (0 where none)."""

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from meddiag_desktop.domain import Volume
 from meddiag_desktop.viewer.crosshair import PLANE_COLOURS, Crosshair
+from meddiag_desktop.viewer.keymap import command_for_key
 from meddiag_desktop.viewer.overlay import OverlayLayer, OverlayStyle, RegionBox
 from meddiag_desktop.viewer.plane_geometry import Plane, PlaneMapping, VoxelZYX
 from meddiag_desktop.viewer.slice_box import PlaneViewBox
@@ -181,6 +182,7 @@ class PlaneView(QFrame):
         self._slice_index = -1
         self._raw: np.ndarray | None = None
         self._labels: np.ndarray | None = None
+        self._rejected_zyx: np.ndarray | None = None  # (N, 3) voxels of rejected findings
         self._region: RegionBox | None = None
         self._tool: ViewTool | None = None
         self._last_hover: VoxelZYX | None = None
@@ -304,6 +306,7 @@ class PlaneView(QFrame):
         self._windower = windower
         self._slice_index = -1
         self._labels = None
+        self._rejected_zyx = None
         self._region = None
         self.overlay.show_labels(None, (1.0, 1.0))
         self.overlay.show_highlight(None)
@@ -319,6 +322,7 @@ class PlaneView(QFrame):
         self._windower = None
         self._raw = None
         self._labels = None
+        self._rejected_zyx = None
         self._region = None
         self._slice_index = -1
         self._hover_mm = None
@@ -364,7 +368,32 @@ class PlaneView(QFrame):
             self.overlay.show_labels(None, (1.0, 1.0))
             return
         plane = mapping.extract(self._labels, self._slice_index)
-        self.overlay.show_labels(plane, (mapping.pixel_width_mm, mapping.pixel_height_mm))
+        self.overlay.show_labels(
+            plane, (mapping.pixel_width_mm, mapping.pixel_height_mm), self._rejected_plane(mapping)
+        )
+
+    def set_rejected_voxels(self, voxels_zyx: np.ndarray | None) -> None:
+        """Voxels (N, 3: z, y, x) of rejected findings, drawn grey and dotted; None: none."""
+        self._rejected_zyx = voxels_zyx if voxels_zyx is not None and voxels_zyx.size else None
+        self.refresh_overlay()
+
+    def _rejected_plane(self, mapping: PlaneMapping) -> np.ndarray | None:
+        """The rejected voxels on the shown slice as a bool image of the slice, or None."""
+        voxels = self._rejected_zyx
+        if voxels is None:
+            return None
+        through = mapping.voxel_at(self._slice_index, 0, 0)[mapping.through_axis]
+        on = voxels[voxels[:, mapping.through_axis] == through]
+        if on.size == 0:
+            return None
+        rows, columns = on[:, mapping.row_axis], on[:, mapping.column_axis]
+        if mapping.flip_rows:
+            rows = mapping.rows - 1 - rows
+        if mapping.flip_columns:
+            columns = mapping.columns - 1 - columns
+        plane = np.zeros((mapping.rows, mapping.columns), dtype=bool)
+        plane[rows, columns] = True
+        return plane
 
     def set_overlay_lut(self, lut: np.ndarray) -> None:
         self.overlay.set_lut(lut)
@@ -423,9 +452,9 @@ class PlaneView(QFrame):
             self.cursor_requested.emit(voxel)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        steps = _KEY_STEPS.get(event.key())
+        steps = _KEY_STEPS.get(command_for_key(event))
         if self._mapping is None or steps is None:
-            super().keyPressEvent(event)  # the viewer handles F, R, C, presets
+            super().keyPressEvent(event)  # the viewer handles maximise, crosshair, presets
             return
         if steps == "first":
             self.go_to_slice(0)
@@ -552,11 +581,12 @@ _SIDES = {
     "left": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
     "right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
 }
-_KEY_STEPS: dict[int, int | str] = {
-    Qt.Key.Key_Up.value: -1,
-    Qt.Key.Key_Down.value: 1,
-    Qt.Key.Key_PageUp.value: -PAGE_STEP,
-    Qt.Key.Key_PageDown.value: PAGE_STEP,
-    Qt.Key.Key_Home.value: "first",
-    Qt.Key.Key_End.value: "last",
+# the keys themselves are in the keymap; here, what each paging command does
+_KEY_STEPS: dict[str, int | str] = {
+    "viewer.previous_slice": -1,
+    "viewer.next_slice": 1,
+    "viewer.back_10": -PAGE_STEP,
+    "viewer.forward_10": PAGE_STEP,
+    "viewer.first_slice": "first",
+    "viewer.last_slice": "last",
 }

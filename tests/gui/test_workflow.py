@@ -144,7 +144,10 @@ def test_open_run_review_and_sign_off(
         window.findings.select_finding(stored.finding_pk)
         window.findings.reject_action.trigger()
     qtbot.waitUntil(lambda: window.findings.sign_action.isEnabled(), timeout=5_000)
+    signed_what: list[int] = []  # the confirmation dialog itself: test_review_at_keyboard.py
+    window.confirm_sign_off = lambda _parent, case, _signer: not signed_what.append(case.case_id)
     window.findings.sign_action.trigger()
+    assert signed_what == [case_id]
     qtbot.waitUntil(
         lambda: window.case is not None and window.case.signed_at is not None, timeout=5_000
     )
