@@ -97,9 +97,12 @@ def provider_preference(choice: str | Sequence[str] | None) -> list[str]:
 def _captured_native_stderr() -> Iterator[list[str]]:
     """Collect what native code writes to fd 2 (onnxruntime's provider errors) meanwhile."""
     lines: list[str] = []
+    # Native code writes to file descriptor 2 itself, whatever Python's sys.stderr is (pytest
+    # and some launchers replace it with an object whose fileno() is another descriptor).
+    stderr_fd = 2
     try:
-        stderr_fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stderr (some GUI launches)
+        os.fstat(stderr_fd)
+    except OSError:  # no stderr at all (some GUI launches)
         yield lines
         return
     python_level = io.StringIO()  # onnxruntime's Python layer print()s its fallback notice
