@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from meddiag_desktop.safe_text import printable
+
 Vector3 = tuple[float, float, float]
 Matrix3 = tuple[float, float, float, float, float, float, float, float, float]
 
@@ -54,6 +56,19 @@ class ScanMetadata:
     institution: str = ""
     manufacturer: str = ""
     manufacturer_model: str = ""
+    body_part_examined: str = ""  # DICOM BodyPartExamined (a defined term such as CHEST)
+    protocol_name: str = ""
+    # What the modality was inferred from when the file does not record it (NIfTI, MHA, NRRD),
+    # e.g. "voxel values"; empty when the file says. Text, like every field here.
+    modality_guessed_from: str = ""
+
+    def __post_init__(self) -> None:
+        # Every field comes from a file header or a database row someone else wrote: make it
+        # printable once here (no terminal escapes, controls or bidi overrides), so no screen,
+        # log or report downstream shows it raw.
+        for name, value in vars(self).items():
+            if isinstance(value, str) and value != (clean := printable(value)):
+                object.__setattr__(self, name, clean)
 
 
 @dataclass(frozen=True, eq=False)

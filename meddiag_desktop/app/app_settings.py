@@ -73,9 +73,15 @@ class AppSettings:
     def database_settings(self, actor: str | None = None) -> DatabaseSettings:
         return DatabaseSettings(url=self.database or None, actor=actor)
 
-    def inference_options(self, allow_modality_mismatch: bool = False) -> InferenceOptions:
+    def inference_options(
+        self, allow_modality_mismatch: bool = False, allow_anatomy_mismatch: bool = False
+    ) -> InferenceOptions:
         provider = None if self.provider == AUTO_PROVIDER else self.provider
-        return InferenceOptions(provider=provider, allow_modality_mismatch=allow_modality_mismatch)
+        return InferenceOptions(
+            provider=provider,
+            allow_modality_mismatch=allow_modality_mismatch,
+            allow_anatomy_mismatch=allow_anatomy_mismatch,
+        )
 
 
 def _text(store: QSettings, key: str, default: str) -> str:

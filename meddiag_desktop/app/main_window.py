@@ -64,6 +64,7 @@ from meddiag_desktop.app.viewer_tools import ViewerTools
 from meddiag_desktop.app.worklist_panel import WorklistPanel
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.records import CaseDetail, MaskEdit, ReviewStatus, StoredFinding
+from meddiag_desktop.demo.case import DICOM_FOLDER as DEMO_DICOM_FOLDER
 from meddiag_desktop.domain import SeriesInfo, Volume
 from meddiag_desktop.inference.card import ModelCard
 from meddiag_desktop.inference.provider_reason import fell_back, plain_reason
@@ -361,8 +362,10 @@ class MainWindow(QMainWindow):
         self._controller.open_path(target)
 
     def open_demo(self, folder: Path) -> None:
-        """Open (making it first if needed) the synthetic demo case kept in ``folder``."""
+        """Open (making it first if needed) the synthetic demo case kept in ``folder``; its
+        DICOM folder goes into Open Recent like any folder opened."""
         self._wanted_key = ""
+        self._remember_recent(folder / DEMO_DICOM_FOLDER)
         self._controller.open_demo(folder)
 
     def open_case(self, case_id: int) -> None:
@@ -383,7 +386,12 @@ class MainWindow(QMainWindow):
             return
         self.open_path(location, detail.series.key)
 
-    def run_model(self, card: ModelCard, allow_modality_mismatch: bool = False) -> RunTag | None:
+    def run_model(
+        self,
+        card: ModelCard,
+        allow_modality_mismatch: bool = False,
+        allow_anatomy_mismatch: bool = False,
+    ) -> RunTag | None:
         """Run ``card`` on the open scan in the background; the run is stored with the case."""
         if self._volume is None or self._series is None or self._case is None:
             self.show_error("Open a scan first: the model runs on the scan in the viewer.")
@@ -392,7 +400,9 @@ class MainWindow(QMainWindow):
             self.show_error("This case is signed; a signed case does not take new model runs.")
             return None
         self.discard_edit()
-        options = self._app_settings.inference_options(allow_modality_mismatch)
+        options = self._app_settings.inference_options(
+            allow_modality_mismatch, allow_anatomy_mismatch
+        )
         return self.inference.run(
             RunRequest(self._volume, card, self._series, self._case.case_id, options, self._db)
         )
@@ -747,7 +757,10 @@ class MainWindow(QMainWindow):
             self.show_error("Open a scan first: the model runs on the scan in the viewer.")
             return
         chosen = ModelPickerDialog.choose(
-            self._app_settings.model_registry(), self._volume.modality, parent=self
+            self._app_settings.model_registry(),
+            self._volume.modality,
+            scan=self._volume,
+            parent=self,
         )
         if chosen is not None:
             self.run_model(*chosen)

@@ -2,9 +2,11 @@
 
 Every model folder found is listed; a folder with a broken card is listed greyed with what is
 wrong, so a user who installed a model learns why it is not usable instead of wondering where it
-went. A model made for another modality is not refused here but warned about in plain sight (a
-blocking box would be clicked away); the window passes the choice on as
-``allow_modality_mismatch``.
+went. A model made for another modality, or for another body region than the open scan shows
+(a chest model on a head CT), is not silently run: the reason is shown in plain sight and the
+Run button becomes "Run anyway", so running is a choice made knowing why (a blocking box would
+be clicked away). The window passes that choice on as ``allow_modality_mismatch`` and
+``allow_anatomy_mismatch``, and the run records it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from meddiag_desktop.domain import Volume
+from meddiag_desktop.inference.anatomy import AnatomyCheck, AnatomyVerdict, check_volume
 from meddiag_desktop.inference.card import ModelCard
 from meddiag_desktop.inference.registry import ModelEntry, ModelRegistry
 
@@ -43,6 +47,13 @@ def modality_warning(card: ModelCard, scan_modality: str) -> str:
             "its findings would be meaningless. Run it only to test."
         )
     return ""
+
+
+def anatomy_warning(check: AnatomyCheck) -> str:
+    """A sentence when the scan shows another region than the card's, or nothing says which."""
+    if check.refused:
+        return f"{check.message} Run anyway only to test."
+    return check.message if check.verdict is AnatomyVerdict.UNKNOWN else ""
 
 
 def validation_figures(card: ModelCard) -> list[tuple[str, str]]:
@@ -66,9 +77,11 @@ def card_details_html(card: ModelCard, origin: str) -> str:
         return html.escape(str(text))
 
     labels = ", ".join(label.name for label in card.output.labels)
+    region = card.anatomy.region if card.anatomy else "any"
     parts = [
         f"<h3>{e(card.name)} <span style='font-weight:normal'>{e(card.version)}</span></h3>",
         f"<p><b>Modality:</b> {e(card.modality or 'any')} &nbsp; <b>Task:</b> {e(card.task)}"
+        f" &nbsp; <b>Anatomy:</b> {e(region)}"
         f" &nbsp; <b>Finds:</b> {e(labels)}<br><b>Licence:</b> {e(card.licence)} &nbsp; "
         f"<b>From:</b> {e(origin)} models</p>",
         f"<p><b>Intended use.</b> {e(card.intended_use)}</p>",
@@ -102,10 +115,12 @@ class ModelPickerDialog(QDialog):
         scan_modality: str = "",
         preferred: str = "",
         parent: QWidget | None = None,
+        scan: Volume | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Run a model")
         self._scan_modality = scan_modality
+        self._scan = scan
         self.entries: list[ModelEntry] = registry.entries()
 
         self.model_list = QListWidget()
@@ -164,9 +179,26 @@ class ModelPickerDialog(QDialog):
             return False  # unknown is warned about, not a mismatch (the pipeline agrees)
         return card.modality.upper() != self._scan_modality.upper()
 
+    @property
+    def anatomy_mismatch(self) -> bool:
+        """Whether the open scan shows another body region than the chosen model's card names."""
+        return self.anatomy_check().refused
+
+    def anatomy_check(self) -> AnatomyCheck:
+        card = self.chosen_card()
+        if card is None or self._scan is None:
+            return AnatomyCheck(AnatomyVerdict.NOT_STATED, "")
+        return check_volume(self._scan, card)
+
     def warning_text(self) -> str:
         card = self.chosen_card()
-        return modality_warning(card, self._scan_modality) if card is not None else ""
+        if card is None:
+            return ""
+        warnings = [
+            modality_warning(card, self._scan_modality),
+            anatomy_warning(self.anatomy_check()),
+        ]
+        return "\n".join(w for w in warnings if w)
 
     def select_model(self, name: str) -> bool:
         for row, entry in enumerate(self.entries):
@@ -182,11 +214,15 @@ class ModelPickerDialog(QDialog):
         scan_modality: str = "",
         preferred: str = "",
         parent: QWidget | None = None,
-    ) -> tuple[ModelCard, bool] | None:
-        """Ask; the card and whether it mismatches the scan's modality, or None if cancelled."""
-        dialog = cls(registry, scan_modality, preferred, parent)
+        scan: Volume | None = None,
+    ) -> tuple[ModelCard, bool, bool] | None:
+        """Ask; the card and whether the user chose to run it despite a modality mismatch and
+        despite an anatomy mismatch (a refusal overridden), or None if cancelled."""
+        dialog = cls(registry, scan_modality, preferred, parent, scan)
         card = dialog.chosen_card() if dialog.exec() == QDialog.DialogCode.Accepted else None
-        return None if card is None else (card, dialog.modality_mismatch)
+        if card is None:
+            return None
+        return card, dialog.modality_mismatch, dialog.anatomy_mismatch
 
     def _fill(self) -> None:
         for entry in self.entries:
@@ -231,6 +267,8 @@ class ModelPickerDialog(QDialog):
         self.warning.setText(f"⚠  {warning}")
         self.warning.setVisible(bool(warning))
         self.run_button.setEnabled(self.chosen_card() is not None)
+        overriding = self.modality_mismatch or self.anatomy_mismatch
+        self.run_button.setText("Run anyway" if overriding else "Run model")
 
     def _double_clicked(self, item: QListWidgetItem) -> None:
         if item.flags() & Qt.ItemFlag.ItemIsEnabled:

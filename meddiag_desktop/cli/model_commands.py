@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from meddiag_desktop.cli.output import ProgressBar
 from meddiag_desktop.domain import Finding, SeriesInfo, Volume
+from meddiag_desktop.inference.anatomy import AnatomyCheck, check_series, check_volume
 from meddiag_desktop.inference.card import ModelCard
 from meddiag_desktop.inference.pipeline import (
     InferenceOptions,
@@ -66,6 +67,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help="run even when the scan's modality differs from the model's",
     )
     infer.add_argument(
+        "--force-anatomy",
+        action="store_true",
+        help="run even when the scan shows another body region than the model's card names "
+        "(recorded with the run)",
+    )
+    infer.add_argument(
         "--db",
         nargs="?",
         const="",
@@ -81,6 +88,7 @@ def card_summary(card: ModelCard) -> dict:
         "name": card.name,
         "version": card.version,
         "modality": card.modality,
+        "anatomy": asdict(card.anatomy) if card.anatomy else None,
         "task": card.task,
         "intended_use": card.intended_use,
         "licence": card.licence,
@@ -118,7 +126,11 @@ def _list(args: argparse.Namespace) -> int:
             print(f"[{entry.origin}] {entry.folder.name}: INVALID: {entry.error}")
             continue
         card = entry.card
-        print(f"[{entry.origin}] {card.name} {card.version} ({card.modality}, {card.task})")
+        region = card.anatomy.region if card.anatomy else "any anatomy"
+        print(
+            f"[{entry.origin}] {card.name} {card.version} "
+            f"({card.modality or 'any modality'}, {region}, {card.task})"
+        )
         print(f"    {card.intended_use}")
     return 0
 
@@ -132,12 +144,19 @@ def _add(args: argparse.Namespace) -> int:
 def _infer(args: argparse.Namespace) -> int:
     card = ModelRegistry().find(args.model)
     series = choose_series(discover(args.input), args.series, args.input)
+    refusal = check_series(series, card)  # from the headers: refused before any pixel is read
+    if refusal.refused and not args.force_anatomy:
+        raise ModelMismatchError(
+            f"{refusal.message} Choose a model made for this anatomy, or pass --force-anatomy "
+            "to run it anyway."
+        )
     volume = load(series)
     options = InferenceOptions(
         provider=None if args.provider == "auto" else args.provider,
         overlap=args.overlap,
         batch_size=args.batch_size,
         allow_modality_mismatch=args.force_modality,
+        allow_anatomy_mismatch=args.force_anatomy,
     )
     with _case_database(args.db) as db:
         result = _run_recorded(db, series, card, volume, options)
@@ -149,6 +168,8 @@ def _infer(args: argparse.Namespace) -> int:
                 args.out / "probabilities.nii.gz",
             )
         report = findings_report(result, str(args.input), list(volume.warnings))
+        report["scan"] = scan_report(volume, check_volume(volume, card))
+        report["parameters"] = _run_options(options)
         stored = ""
         if db is not None:
             from meddiag_desktop.db.runs import get_run, store_inference
@@ -229,6 +250,23 @@ def _run_options(options: InferenceOptions) -> dict:
         "overlap": options.overlap,
         "batch_size": options.batch_size,
         "allow_modality_mismatch": options.allow_modality_mismatch,
+        "allow_anatomy_mismatch": options.allow_anatomy_mismatch,
+    }
+
+
+def scan_report(volume: Volume, anatomy: AnatomyCheck) -> dict:
+    """What ``findings.json`` says of the scan the model judged: its modality (and whether that
+    was only guessed) and whether it shows the anatomy the card names."""
+    metadata = volume.metadata
+    return {
+        "modality": metadata.modality,
+        "modality_guessed": bool(metadata.modality_guessed_from),
+        "modality_guessed_from": metadata.modality_guessed_from,
+        "body_part_examined": metadata.body_part_examined,
+        "study_description": metadata.study_description,
+        "series_description": metadata.series_description,
+        "protocol_name": metadata.protocol_name,
+        "anatomy": anatomy.to_dict(),
     }
 
 

@@ -32,6 +32,7 @@ from meddiag_desktop.domain import Finding, Segmentation, SeriesInfo, SeriesKind
 _CARD_PARAMETER_FIELDS = (
     "task",
     "modality",
+    "anatomy",
     "onnx_file",
     "input",
     "output",
@@ -335,12 +336,20 @@ def _after_run(
             "provider": run.provider,
             "outcome": RunOutcome(run.outcome).value,
             "error": run.error,
+            "overrides": _overrides(run.parameters),
             "findings": finding_count,
             "mask": mask.relative_path if mask else None,
             "mask_sha256": mask.sha256 if mask else None,
             "status": {"from": before.value, "to": CaseStatus(case.status).value},
         },
     )
+
+
+def _overrides(parameters: Mapping[str, Any]) -> list[str]:
+    """The refusals the user overrode for this run (``allow_modality_mismatch``,
+    ``allow_anatomy_mismatch``), so the audit shows who ran a model where its card says not to."""
+    options = parameters.get("options") or {}
+    return sorted(key for key, value in options.items() if key.startswith("allow_") and value)
 
 
 def _card_parameters(card: object) -> dict[str, Any]:

@@ -109,6 +109,22 @@ class SlidingWindow:
 
 
 @dataclass(frozen=True)
+class AnatomySpec:
+    """The body region a model was made for, in the terms scans use to say what they show.
+
+    ``body_parts`` are DICOM BodyPartExamined defined terms (CHEST, LUNG); ``words`` are the
+    words that name the region in study, series and protocol descriptions (chest, thorax, thx);
+    ``excluded_words`` add words naming anatomy the model must not be used on, beyond the
+    regions :mod:`meddiag_desktop.inference.anatomy` knows. Checked by that module.
+    """
+
+    region: str
+    body_parts: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
+    excluded_words: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ModelCard:
     name: str
     version: str
@@ -127,6 +143,7 @@ class ModelCard:
     sliding_window: SlidingWindow
     training: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
+    anatomy: AnatomySpec | None = None  # None: the card makes no claim (any anatomy)
 
     @property
     def onnx_path(self) -> Path:
@@ -290,10 +307,60 @@ def parse_card(data: dict, folder: Path) -> ModelCard:
         sliding_window=window,
         training=r.get(data, "training", dict, "", {}),
         validation=r.get(data, "validation", dict, "", {}),
+        anatomy=_parse_anatomy(r, r.get(data, "anatomy", dict, "", None)),
     )
     if r.problems:
         raise CardError(folder / CARD_FILE, r.problems)
     return card
+
+
+_ANATOMY_KEYS = ("region", "body_parts", "words", "excluded_words")
+# DICOM CS value: upper-case letters, digits, space and underscore, at most 16 characters.
+_BODY_PART = re.compile(r"^[A-Z0-9_ ]{1,16}$")
+_WORD = re.compile(r"^[a-z0-9]+$")
+
+
+def _parse_anatomy(r: _Reader, table: dict | None) -> AnatomySpec | None:
+    """The optional [anatomy] table; words are single lower-case words, as they are matched."""
+    if table is None:
+        return None
+    where = "anatomy."
+    unknown = sorted(set(table) - set(_ANATOMY_KEYS))
+    if unknown:
+        r.problems.append(
+            f"'{where}' has unknown field(s) {', '.join(unknown)} "
+            f"(known: {', '.join(_ANATOMY_KEYS)})"
+        )
+    region = r.get(table, "region", str, where)
+    if region is not None and not region.strip():
+        r.problems.append(f"'{where}region' must name the region, e.g. \"chest\"")
+    body_parts = _string_list(r, table, "body_parts", _BODY_PART, "DICOM defined terms such as "
+                              "CHEST (upper-case letters, digits, '_', at most 16)")
+    words = _string_list(r, table, "words", _WORD, "single lower-case words such as \"thorax\"")
+    excluded = _string_list(r, table, "excluded_words", _WORD, "single lower-case words")
+    if region is not None and not body_parts and not words:
+        r.problems.append(f"'{where}' needs 'body_parts' or 'words' to recognise the region")
+    both = sorted(set(words) & set(excluded))
+    if both:
+        r.problems.append(f"'{where}excluded_words' repeats word(s) of 'words': {', '.join(both)}")
+    return AnatomySpec(
+        region=(region or "").strip(),
+        body_parts=body_parts,
+        words=words,
+        excluded_words=excluded,
+    )
+
+
+def _string_list(
+    r: _Reader, table: dict, key: str, pattern: re.Pattern[str], expected: str
+) -> tuple[str, ...]:
+    values = r.get(table, key, list, "anatomy.", [])
+    if values is None:
+        return ()
+    bad = [v for v in values if not isinstance(v, str) or not pattern.match(v)]
+    if bad:
+        r.problems.append(f"'anatomy.{key}' must be {expected}, got {bad!r}")
+    return tuple(v for v in values if isinstance(v, str) and pattern.match(v))
 
 
 _TILING_KEYS = ("max_tile_zyx", "tile_multiple", "tile_margin", "tile_bytes_per_voxel")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from meddiag_desktop.domain import Finding, Progress, Segmentation, Volume
+from meddiag_desktop.inference.anatomy import check_volume
 from meddiag_desktop.inference.card import Activation, InputMode, ModelCard, verify_onnx
 from meddiag_desktop.inference.findings import extract_findings
 from meddiag_desktop.inference.preprocess import (
@@ -55,6 +56,7 @@ class InferenceOptions:
     overlap: float | None = None
     batch_size: int | None = None
     allow_modality_mismatch: bool = False
+    allow_anatomy_mismatch: bool = False  # run a model on a region its card does not name
     # Fully convolutional cards: run large tiles (same results, far fewer computations).
     large_tiles: bool = True
     # The model's working memory for one tile, in MB; None = 1.5 x the scan's float32 size,
@@ -86,15 +88,31 @@ def check_modality(volume: Volume, card: ModelCard, allow_mismatch: bool) -> lis
         return []
     if not volume.modality:
         return [f"The scan's modality is unknown; the model expects {card.modality}."]
+    guessed = []
+    if volume.metadata.modality_guessed_from:
+        guessed = [
+            f"The scan's modality ({volume.modality}) is a guess from its "
+            f"{volume.metadata.modality_guessed_from}: the file does not record it."
+        ]
     if volume.modality.upper() != card.modality.upper():
         message = (
             f"The model '{card.name}' is for {card.modality} scans, but this scan is "
-            f"{volume.modality}."
+            f"{volume.modality}{' (a guess)' if guessed else ''}."
         )
         if not allow_mismatch:
             raise ModelMismatchError(message + " Choose a model for this modality.")
-        return [message + " Run anyway on request."]
-    return []
+        return [*guessed, message + " Run anyway on request."]
+    return guessed
+
+
+def check_anatomy(volume: Volume, card: ModelCard, allow_mismatch: bool) -> list[str]:
+    """A chest model on a head finds nonsense: refuse unless asked; warn when unknown."""
+    check = check_volume(volume, card)
+    if check.refused and not allow_mismatch:
+        raise ModelMismatchError(f"{check.message} Choose a model made for this anatomy.")
+    if check.refused:
+        return [f"{check.message} Run anyway on request."]
+    return [check.message] if check.message else []
 
 
 def run_inference(
@@ -109,6 +127,7 @@ def run_inference(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     warnings = check_modality(volume, card, options.allow_modality_mismatch)
+    warnings += check_anatomy(volume, card, options.allow_anatomy_mismatch)
 
     yield Progress(0.0, "loading model", card.name)
     clock = time.perf_counter()

@@ -579,6 +579,11 @@ licence = "Apache-2.0"
 authors = ["MedDiag Desktop team"]
 not_for_clinical_use = true
 
+[anatomy]
+region = "chest"
+body_parts = ["CHEST", "LUNG", "THORAX"]
+words = ["chest", "thorax", "thoracic", "lung", "lungs", "pulmonary", "thx", "hrct"]
+
 [file]
 onnx = "model.onnx"
 sha256 = "{sha}"
@@ -619,8 +624,12 @@ gaussian_sigma_scale = {SIGMA_SCALE}
 [training]
 {table(training)}
 
-[validation]
+# Seeds 1000-1009 are looked at while the model is developed: not a held-out measure.
+[training.tuning_check]
 {table(validation)}
+
+[validation]
+# Run: .venv/bin/python models/demo_lung_nodules/validate.py --seeds 2000-2019 --write-card
 """
     path = out / "card.toml"
     path.write_text(card, encoding="utf-8")

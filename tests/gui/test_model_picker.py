@@ -46,7 +46,8 @@ def test_lists_models_and_their_cards(qtbot, registry: ModelRegistry, artifacts_
     assert card is not None and card.name == DEMO
     details = dialog.details.text()
     assert "Intended use." in details and "synthetic chest CT phantoms" in details
-    assert "dice" in details and "0.883" in details and "Not for clinical use" in details
+    assert "dice" in details and f"{card.validation['dice']:.3f}" in details
+    assert "Not for clinical use" in details and "<b>Anatomy:</b> chest" in details
     assert not dialog.warning.isVisibleTo(dialog) and not dialog.modality_mismatch
     assert dialog.run_button.isEnabled()
 
@@ -86,8 +87,8 @@ def test_choose_returns_the_card(qtbot, registry: ModelRegistry) -> None:
     QTimer.singleShot(0, accept_when_shown)
     chosen = ModelPickerDialog.choose(registry, "MR")
     assert chosen is not None
-    card, mismatch = chosen
-    assert card.name == "threshold-test" and mismatch
+    card, mismatch, anatomy_mismatch = chosen
+    assert card.name == "threshold-test" and mismatch and not anatomy_mismatch
 
     QTimer.singleShot(0, lambda: QApplication.activeModalWidget().reject())
     assert ModelPickerDialog.choose(registry, "CT") is None
@@ -96,5 +97,56 @@ def test_choose_returns_the_card(qtbot, registry: ModelRegistry) -> None:
 def test_validation_figures_skip_text_and_flags() -> None:
     card = ModelRegistry([(bundled_models_dir(), "bundled")]).find(DEMO)
     figures = dict(validation_figures(card))
-    assert figures["dice"] == "0.883" and figures["cases"] == "10"
+    assert figures["dice"] == f"{card.validation['dice']:.3f}"
+    assert figures["cases"] == str(card.validation["cases"])
     assert "data" not in figures
+
+
+def _head_ct(sample_data: Path):
+    from meddiag_desktop.scans import discover, load
+
+    folder = sample_data / "dicom" / "ct_philips_mixed_folder"
+    [series] = [s for s in discover(folder) if s.loadable and s.kind.value == "volume"]
+    return load(series)
+
+
+def test_chest_model_on_a_head_ct_asks_before_running(
+    qtbot, registry: ModelRegistry, sample_data: Path, artifacts_dir: Path
+) -> None:
+    head = _head_ct(sample_data)
+    dialog = ModelPickerDialog(registry, head.modality, DEMO, scan=head)
+    qtbot.addWidget(dialog)
+    assert dialog.warning.isVisibleTo(dialog)
+    text = dialog.warning.text()
+    assert "'demo-lung-nodules' is for the chest, but this scan is of the head" in text
+    assert "Run anyway only to test" in text
+    assert dialog.anatomy_mismatch and not dialog.modality_mismatch
+    assert dialog.run_button.text() == "Run anyway" and dialog.run_button.isEnabled()
+    dialog.show()
+    qtbot.wait(20)
+    dialog.grab().save(str(artifacts_dir / "model_picker_anatomy.png"))
+
+    def run_anyway() -> None:
+        shown = QApplication.activeModalWidget()
+        assert isinstance(shown, ModelPickerDialog)
+        shown.run_button.click()
+
+    QTimer.singleShot(0, run_anyway)
+    chosen = ModelPickerDialog.choose(registry, head.modality, DEMO, scan=head)
+    assert chosen is not None
+    card, modality_mismatch, anatomy_mismatch = chosen
+    assert card.name == DEMO and anatomy_mismatch and not modality_mismatch
+
+
+def test_a_matching_scan_runs_without_asking(
+    qtbot, registry: ModelRegistry, tmp_path: Path
+) -> None:
+    from meddiag_desktop.demo.case import write_demo_case
+    from meddiag_desktop.scans import load
+
+    case = write_demo_case(tmp_path / "demo", seed=3, shape_zyx=(24, 64, 64))
+    phantom = load(case.dicom_folder)
+    dialog = ModelPickerDialog(registry, phantom.modality, DEMO, scan=phantom)
+    qtbot.addWidget(dialog)
+    assert not dialog.warning.isVisibleTo(dialog) and not dialog.anatomy_mismatch
+    assert dialog.run_button.text() == "Run model"

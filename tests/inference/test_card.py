@@ -100,3 +100,43 @@ def test_tiles_only_for_sliding_window_models(tmp_path: Path) -> None:
     (folder / "card.toml").write_text(text)
     with pytest.raises(CardError, match=r"only for input\.mode"):
         read_card(folder)
+
+
+def test_anatomy_fields_are_read(tmp_path: Path) -> None:
+    card = read_card(make_model_folder(tmp_path / "m"))
+    assert card.anatomy is not None and card.anatomy.region == "chest"
+    assert card.anatomy.body_parts == ("CHEST", "LUNG")
+    assert "thorax" in card.anatomy.words and card.anatomy.excluded_words == ()
+
+
+def test_anatomy_problems_reported_together_with_the_rest(tmp_path: Path) -> None:
+    anatomy = (
+        '[anatomy]\nregion = ""\nbody_parts = ["chest", "A VERY LONG BODY PART"]\n'
+        'words = ["Thorax", "lung", 3]\nexcluded_words = ["lung", "two words"]\n'
+        'bodypart = "CHEST"\n'
+    )
+    folder = make_model_folder(tmp_path / "m", anatomy=anatomy)
+    text = (folder / "card.toml").read_text().replace('colour = "#ff5050"', 'colour = "red"')
+    (folder / "card.toml").write_text(text)
+    with pytest.raises(CardError) as raised:
+        read_card(folder)
+    problems = raised.value.problems
+    message = " ".join(problems)
+    assert "'anatomy.region' must name the region" in message
+    assert "'anatomy.body_parts' must be DICOM defined terms" in message
+    assert "'chest'" in message and "'A VERY LONG BODY PART'" in message
+    assert "'anatomy.words' must be single lower-case words" in message
+    assert "'anatomy.excluded_words' must be single lower-case words" in message
+    assert "'anatomy.excluded_words' repeats word(s) of 'words': lung" in message
+    assert "unknown field(s) bodypart" in message
+    assert "colour" in message  # the rest of the card is still checked in the same pass
+    assert len(problems) >= 7
+
+
+def test_anatomy_needs_something_to_recognise(tmp_path: Path) -> None:
+    folder = make_model_folder(tmp_path / "m", anatomy='[anatomy]\nregion = "chest"\n')
+    with pytest.raises(CardError, match="needs 'body_parts' or 'words'"):
+        read_card(folder)
+    folder = make_model_folder(tmp_path / "n", anatomy='anatomy = "chest"\n')
+    with pytest.raises(CardError, match="'anatomy' must be dict"):
+        read_card(folder)

@@ -27,6 +27,11 @@ intended_use = "Brain grey/white matter segmentation of a conformed T1 (research
 licence = "BSD-2-Clause"
 authors = ["brainchop / niivue (MeshNet)"]
 
+[anatomy]
+region = "head"
+body_parts = ["HEAD", "BRAIN"]
+words = ["head", "brain", "cerebral"]
+
 [file]
 onnx = "model.onnx"
 sha256 = "{sha256}"

@@ -19,6 +19,7 @@ intended_use = "Test model: marks voxels brighter than -300 HU. Not for clinical
 licence = "Apache-2.0"
 authors = ["tests"]
 
+{anatomy}
 [file]
 onnx = "model.onnx"
 sha256 = "{sha256}"
@@ -52,6 +53,13 @@ min_lesion_volume_mm3 = {min_volume}
 overlap = 0.5
 batch_size = 2
 {tiling}
+"""
+
+
+CHEST_ANATOMY = """[anatomy]
+region = "chest"
+body_parts = ["CHEST", "LUNG"]
+words = ["chest", "thorax", "lung"]
 """
 
 
@@ -126,9 +134,10 @@ CONV_MODEL_RADIUS = 5
 
 def make_model_folder(folder: Path, name: str = "threshold-test", patch: int = 16,
                       spacing: float | None = 1.0, min_volume: float = 0.0,
-                      model: str = "threshold", tiling: str = "") -> Path:
+                      model: str = "threshold", tiling: str = "",
+                      anatomy: str = CHEST_ANATOMY) -> Path:
     """A model folder with a card; ``model`` "conv" is the tiny U-Net, ``tiling`` extra lines
-    for [sliding_window] (e.g. max_tile_zyx)."""
+    for [sliding_window] (e.g. max_tile_zyx), ``anatomy`` the [anatomy] table ("" for none)."""
     folder.mkdir(parents=True, exist_ok=True)
     build = conv_model if model == "conv" else threshold_model
     onnx_path = build(folder / "model.onnx")
@@ -137,5 +146,5 @@ def make_model_folder(folder: Path, name: str = "threshold-test", patch: int = 1
                     if spacing is not None else "")
     (folder / "card.toml").write_text(CARD_TEMPLATE.format(
         name=name, sha256=sha, patch=patch, spacing_line=spacing_line, min_volume=min_volume,
-        tiling=tiling))
+        tiling=tiling, anatomy=anatomy))
     return folder
