@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from meddiag_desktop import __version__
 from meddiag_desktop.app.app_settings import AppSettings
+from meddiag_desktop.app.display_check import check_display
 from meddiag_desktop.app.main_window import APP_NAME, MainWindow
 from meddiag_desktop.app.message_bar import MessageLevel
 from meddiag_desktop.app.scan_controller import ScanController
@@ -24,6 +25,7 @@ from meddiag_desktop.app.theme import apply_theme
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.records import UserRole
 from meddiag_desktop.db.users import ensure_user
+from meddiag_desktop.safe_text import install_log_sanitiser
 from meddiag_desktop.user_folders import demo_case_dir
 
 ORGANIZATION = "MedDiag"
@@ -72,8 +74,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_sanitiser()  # file names and DICOM text reach the log
     configure_pyqtgraph()
     existing = QApplication.instance()
+    if not isinstance(existing, QApplication):
+        # Qt's xcb plugin aborts the process with a misleading message when it cannot start
+        # (no display, a missing library): say what is really wrong first.
+        code = check_display(qt_args)
+        if code is not None:
+            return code
     app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0], *qt_args])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APP_NAME)

@@ -11,14 +11,22 @@ from collections.abc import Sequence
 
 from meddiag_desktop import __version__
 from meddiag_desktop.cli import demo_commands, model_commands, scan_commands
-from meddiag_desktop.cli.output import NOT_A_DEVICE, USER_ERRORS
+from meddiag_desktop.cli.output import NOT_A_DEVICE, USER_ERRORS, printable_output
 from meddiag_desktop.db import command as db_command
 from meddiag_desktop.evaluation import command as evaluate_command
+from meddiag_desktop.safe_text import install_log_sanitiser
 
 EXIT_USER_ERROR = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; everything it prints or logs is made printable (safe_text)."""
+    install_log_sanitiser()
+    with printable_output():
+        return _run(argv)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):

@@ -113,8 +113,10 @@ def import_path(
 ) -> list[ImportedSeries]:
     """Discover every series under ``path`` and import each loadable one as a case."""
     from meddiag_desktop.scans import discover
+    from meddiag_desktop.scans.file_formats import verified_for_import
 
-    found = discover(path, progress=progress)
+    # A listing trusts a .nii.gz's size trailer; a case is made only from data that passes its CRC.
+    found = [verified_for_import(s) for s in discover(path, progress=progress)]
     outcomes: list[ImportedSeries] = []
     loadable = [s for s in found if s.loadable]
     for series in found:

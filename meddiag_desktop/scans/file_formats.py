@@ -7,20 +7,19 @@ does not do is explain failures: its messages are generic, so every failure here
 
 from __future__ import annotations
 
-import gzip
-import math
 import os
 import shutil
-import struct
 import tempfile
-import zlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from meddiag_desktop.domain import ScanMetadata, SeriesInfo, SeriesKind, Volume, matrix3, vector3
+from meddiag_desktop.scans import gzip_stream, nifti_header, text_image_headers, volume_geometry
 from meddiag_desktop.scans.errors import ScanError
+from meddiag_desktop.scans.gzip_stream import DamagedStream
 
 _SUPPORTED = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
 _KNOWN_UNSUPPORTED = {
@@ -53,6 +52,9 @@ def describe(path: Path) -> SeriesInfo:
         return _replace_reason(base, _KNOWN_UNSUPPORTED[suffix])
     if not os.access(path, os.R_OK):  # SimpleITK would call it damaged
         return _replace_reason(base, "cannot be read (permission denied)")
+    problem = _header_problem(path).problem
+    if problem:
+        return _replace_reason(base, problem)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -65,6 +67,8 @@ def describe(path: Path) -> SeriesInfo:
     loadable, reason = True, ""
     if reader.GetNumberOfComponents() != 1:
         loadable, reason = False, _colour_reason(reader.GetNumberOfComponents())
+    elif problem := _listed_geometry_problem(reader):
+        loadable, reason = False, problem
     elif reader.GetDimension() > 3 and size[3] > 1:
         warnings.append(f"4-D image with {size[3]} volumes: the first is loaded.")
     return SeriesInfo(
@@ -78,6 +82,38 @@ def describe(path: Path) -> SeriesInfo:
         reason=reason,
         warnings=tuple(warnings),
     )
+
+
+def _listed_geometry_problem(reader: sitk.ImageFileReader) -> str:
+    """The geometry check a loaded volume gets, on the header SimpleITK read (3-D and 4-D)."""
+    dimension = reader.GetDimension()
+    if dimension not in (3, 4):
+        return ""  # a 2-D image is checked once it is a volume one slice thick
+    matrix = np.asarray(reader.GetDirection(), dtype=float).reshape(dimension, dimension)
+    return volume_geometry.geometry_problem(
+        tuple(reader.GetSpacing()[:3]),
+        tuple(reader.GetOrigin()[:3]),
+        tuple(matrix[:3, :3].ravel()),
+    )
+
+
+def verified_for_import(series: SeriesInfo) -> SeriesInfo:
+    """``series``, marked not loadable when its file's full contents fail their check.
+
+    Listing trusts a gzip trailer that matches the header (cheap); a case should not be made
+    from a file whose compressed data fails its CRC, so import inflates it once in full.
+    """
+    if series.kind is not SeriesKind.FILE or not series.loadable or not series.files:
+        return series
+    path = series.files[0]
+    check = _header_problem(path)
+    if check.problem or check.trailer is None:
+        return replace(series, loadable=False, reason=check.problem) if check.problem else series
+    try:
+        gzip_stream.verify_whole_stream(path, check.data_end)
+    except DamagedStream as exc:
+        return replace(series, loadable=False, reason=str(exc))
+    return series
 
 
 def _replace_reason(series: SeriesInfo, reason: str) -> SeriesInfo:
@@ -121,19 +157,23 @@ def load_file(path: Path) -> Volume:
         warnings.append("A 2-D image: shown as a volume one slice thick.")
     elif image.GetDimension() != 3:
         raise ScanError(path, f"has {image.GetDimension()} dimensions; a scan needs 3")
+    modality = _modality_hint(image)
     metadata = ScanMetadata(
-        series_description=path.name, series_uid=str(path), modality=_modality_hint(image)
+        series_description=path.name,
+        series_uid=str(path),
+        modality=modality,
+        modality_guessed_from="voxel values (air at -1000 HU)" if modality else "",
     )
-    return volume_from_image(image, metadata, tuple(warnings), str(path))
+    volume = volume_from_image(image, metadata, tuple(warnings), str(path))
+    return volume_geometry.checked(volume, path)
 
 
 def _read_image(path: Path) -> sitk.Image:
     if not os.access(path, os.R_OK):
         raise ScanError(path, "cannot be read (permission denied)")
-    if _suffix(path) in (".nii", ".nii.gz"):
-        problem = _nifti_data_problem(path)
-        if problem:
-            raise ScanError(path, problem)
+    check = _header_problem(path)
+    if check.problem:
+        raise ScanError(path, check.problem)
     # SimpleITK silently reads X.nii when asked for X.nii.gz and both exist (PITFALLS.md):
     # read such a file from a folder of its own.
     twin = path.with_name(path.name[:-3]) if path.name.lower().endswith(".nii.gz") else None
@@ -142,10 +182,102 @@ def _read_image(path: Path) -> sitk.Image:
             with tempfile.TemporaryDirectory(prefix="meddiag-") as folder:
                 alone = Path(folder) / path.name
                 shutil.copyfile(path, alone)
-                return sitk.ReadImage(str(alone))
-        return sitk.ReadImage(str(path))
+                image = sitk.ReadImage(str(alone))
+        else:
+            image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise ScanError(path, _explain_itk_error(path, exc)) from exc
+    if check.trailer is not None:
+        _verify_inflated(path, check, image)
+    return image
+
+
+@dataclass(frozen=True)
+class _HeaderCheck:
+    """What a file's header promises, checked against what the file holds.
+
+    ``trailer`` is set for a gzip file whose contents still need their CRC checked (its trailer
+    matched the header's size, so the data was not inflated in full here).
+    """
+
+    problem: str = ""
+    data_end: int = 0
+    vox_offset: int = 0
+    trailer: gzip_stream.Trailer | None = None
+
+
+def _header_problem(path: Path) -> _HeaderCheck:
+    """Header fields SimpleITK would silently accept, and data that ends before the header says."""
+    if _suffix(path) not in (".nii", ".nii.gz"):
+        return _HeaderCheck(text_image_headers.header_problem(path))
+    try:
+        return _nifti_check(path)
+    except OSError:
+        return _HeaderCheck()  # unreadable: the reader says why
+
+
+def _nifti_check(path: Path) -> _HeaderCheck:
+    """NIfTI header consistency and size (SimpleITK zero-fills a file whose data ends early).
+
+    An uncompressed file's size is exact. For ``.nii.gz`` the gzip trailer declares the size
+    (mod 2**32): a cut file's last four bytes are compressed data that match the expected size
+    by a 1-in-2**32 chance, so a matching trailer is taken as "complete" for the listing and the
+    CRC is checked by the loader; any other trailer (cut, several gzip members, extra bytes)
+    means the stream is inflated in full here, which checks every member's CRC and length.
+    """
+    compressed = path.name.lower().endswith(".gz")
+    try:
+        if compressed:
+            raw = gzip_stream.inflate_prefix(path, nifti_header.HEADER_BYTES)
+        else:
+            with open(path, "rb") as handle:
+                raw = handle.read(nifti_header.HEADER_BYTES)
+    except DamagedStream as exc:
+        return _HeaderCheck(str(exc))
+    header = nifti_header.parse_header(raw)
+    if header is None:
+        if len(raw) < 348 and raw[:4] in _NIFTI_SIZES:
+            return _HeaderCheck(f"is truncated: it ends inside its header (after {len(raw)} bytes)")
+        return _HeaderCheck()  # not a NIfTI header we know: the reader will say what is wrong
+    problem = nifti_header.header_problem(header)
+    if problem:
+        return _HeaderCheck(problem)
+    needed = header.data_end
+    if not compressed:
+        size = path.stat().st_size
+        held = "" if size >= needed else f"is truncated: {size:,} of {needed:,} bytes"
+        return _HeaderCheck(held, needed)
+    trailer = gzip_stream.read_trailer(path)
+    if trailer is not None and trailer.size_mod_2_32 == needed % 2**32:
+        return _HeaderCheck("", needed, int(header.vox_offset), trailer)
+    try:
+        inflated = gzip_stream.verify_whole_stream(path, needed)
+    except DamagedStream as exc:
+        return _HeaderCheck(str(exc), needed)
+    held = "" if inflated >= needed else f"is truncated: {inflated:,} of {needed:,} bytes"
+    return _HeaderCheck(held, needed)
+
+
+_NIFTI_SIZES = {(348).to_bytes(4, "little"), (348).to_bytes(4, "big")}
+
+
+def _verify_inflated(path: Path, check: _HeaderCheck, image: sitk.Image) -> None:
+    """Raise ScanError unless the voxels SimpleITK inflated are the ones written.
+
+    One inflate pass: the CRC-32 of the header bytes plus SimpleITK's own voxel buffer is
+    compared with the gzip trailer. Only when they differ (damage, or a reader that scaled or
+    byte-swapped the voxels) is the stream inflated again, whose CRC check then decides.
+    """
+    assert check.trailer is not None
+    voxels = sitk.GetArrayViewFromImage(image)  # ``image`` stays referenced while it is used
+    try:
+        head = gzip_stream.inflate_prefix(path, check.vox_offset)
+        parts = [memoryview(head), np.ascontiguousarray(voxels).data.cast("B")]
+        if gzip_stream.crc_matches(check.trailer, parts):
+            return
+        gzip_stream.verify_whole_stream(path, check.data_end)
+    except DamagedStream as exc:
+        raise ScanError(path, str(exc)) from exc
 
 
 _INCOMPLETE_DATA_MARKERS = ("fread got only", "but received", "File cannot be read")
@@ -162,71 +294,6 @@ def _explain_itk_error(path: Path, exc: RuntimeError) -> str:
         return "is damaged or truncated (its image data is incomplete)"
     last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
     return f"is damaged or not a valid image ({last[:160]})"
-
-
-def _nifti_data_problem(path: Path) -> str:
-    """Why a NIfTI file cannot hold all its voxels; empty when it may.
-
-    SimpleITK 2.5 reads a truncated .nii or .nii.gz without complaint and fills the missing
-    voxels with zeros, so a half-copied scan would look like a scan with a blank half.
-    """
-    compressed = path.name.lower().endswith(".gz")
-    try:
-        with gzip.open(path, "rb") if compressed else open(path, "rb") as handle:
-            needed = _nifti_data_end(handle.read(540))
-        if needed is None:
-            return ""  # not a NIfTI header we know: the reader will say what is wrong
-        if not compressed:
-            size = path.stat().st_size
-            return "" if size >= needed else f"is truncated: {size} of {needed} bytes"
-        if _gzip_trailer_size(path) == needed % 2**32:
-            return ""  # the usual single-member file, complete
-        inflated = _inflated_size(path)
-    except (OSError, EOFError, zlib.error, struct.error):
-        return ""
-    if inflated is None:
-        return "is damaged or truncated (the compressed data ends early or is corrupt)"
-    return "" if inflated >= needed else f"is truncated: {inflated} of {needed} bytes"
-
-
-def _nifti_data_end(header: bytes) -> int | None:
-    """Byte offset where a NIfTI-1/2 file's voxel data ends, from its header."""
-    for order in "<>":
-        if len(header) >= 348 and struct.unpack_from(order + "i", header)[0] == 348:
-            dims = struct.unpack_from(order + "8h", header, 40)
-            bitpix = struct.unpack_from(order + "h", header, 72)[0]
-            offset = int(struct.unpack_from(order + "f", header, 108)[0])
-            break
-        if len(header) >= 540 and struct.unpack_from(order + "i", header)[0] == 540:
-            bitpix = struct.unpack_from(order + "h", header, 14)[0]
-            dims = struct.unpack_from(order + "8q", header, 16)
-            offset = struct.unpack_from(order + "q", header, 168)[0]
-            break
-    else:
-        return None
-    used = dims[1 : dims[0] + 1] if 1 <= dims[0] <= 7 else ()
-    if not used or any(d <= 0 for d in used) or bitpix <= 0 or bitpix % 8:
-        return None
-    return offset + math.prod(used) * (bitpix // 8)
-
-
-def _gzip_trailer_size(path: Path) -> int:
-    """The uncompressed size (mod 2**32) a gzip file's last member declares."""
-    with open(path, "rb") as handle:
-        handle.seek(-4, os.SEEK_END)
-        return struct.unpack("<I", handle.read(4))[0]
-
-
-def _inflated_size(path: Path) -> int | None:
-    """Full uncompressed size (all gzip members), or None when the stream ends early."""
-    total = 0
-    try:
-        with gzip.open(path, "rb") as handle:
-            while block := handle.read(1 << 22):
-                total += len(block)
-    except (OSError, EOFError, zlib.error):
-        return None
-    return total
 
 
 def _modality_hint(image: sitk.Image) -> str:

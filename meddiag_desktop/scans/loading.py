@@ -30,7 +30,7 @@ from meddiag_desktop.domain import (
     matrix3,
     vector3,
 )
-from meddiag_desktop.scans import file_formats, multiframe
+from meddiag_desktop.scans import file_formats, multiframe, volume_geometry
 from meddiag_desktop.scans.discovery import discover
 from meddiag_desktop.scans.errors import ScanError
 from meddiag_desktop.scans.slice_geometry import (
@@ -51,8 +51,11 @@ def load(source: SeriesInfo | Path | str, progress: ProgressCallback | None = No
     if series.kind is SeriesKind.FILE:
         return file_formats.load_file(series.files[0])
     if series.kind is SeriesKind.MULTI_FRAME:
-        return _load_multiframe(series)
-    return _load_stack(series, progress)
+        volume = _load_multiframe(series)
+    else:
+        volume = _load_stack(series, progress)
+    # The last check before anything downstream sees it (file_formats checks its own).
+    return volume_geometry.checked(volume, series.files[0] if series.files else series.key)
 
 
 def _only_loadable(path: Path) -> SeriesInfo:
@@ -415,12 +418,36 @@ def _assemble(
             values, positions, orientation, pixel_spacing_xy, geometry.spacing_mm, fill
         )
         spacing_z = geometry.spacing_mm
+    spacing = (pixel_spacing_xy[0], pixel_spacing_xy[1], spacing_z)
+    direction = direction_from_orientation(orientation)
+    _check_geometry(series, spacing, origin, direction)
     return Volume(
         array_zyx=values,
-        spacing_xyz_mm=(pixel_spacing_xy[0], pixel_spacing_xy[1], spacing_z),
+        spacing_xyz_mm=spacing,
         origin_lps_mm=vector3(origin),
-        direction_lps=matrix3(direction_from_orientation(orientation)),
+        direction_lps=matrix3(direction),
         metadata=series.metadata,
         warnings=series.warnings,
         source=str(series.files[0].parent if series.files else ""),
+    )
+
+
+def _check_geometry(
+    series: SeriesInfo,
+    spacing: tuple[float, ...],
+    origin: tuple[float, ...],
+    direction: tuple[float, ...],
+) -> None:
+    """Refuse a volume whose geometry is not finite: discovery leaves unusable slices out,
+    and this is the last gate before a NaN spacing would reach a NIfTI file, the model's
+    resampling or a NOT NULL column."""
+    values = np.asarray([*spacing, *origin, *direction], dtype=float)
+    if np.all(np.isfinite(values)) and min(spacing) > 0:
+        return
+    where = series.files[0] if series.files else Path(series.key)
+    shown = "x".join(f"{v:g}" for v in spacing)
+    raise ScanError(
+        where,
+        f"series geometry is not usable (spacing {shown} mm, origin {vector3(origin)}): "
+        "a slice position or orientation is damaged",
     )
