@@ -15,17 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import IntEnum
+from functools import partial
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QItemSelection,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    Signal,
-)
-from PySide6.QtGui import QAction, QBrush, QColor, QPalette
+from PySide6.QtCore import QItemSelection, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -39,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from meddiag_desktop.app.record_table_model import RIGHT, RecordTableModel, TableColumn
 from meddiag_desktop.db.records import CaseDetail, ModelRun, ReviewStatus, StoredFinding
 from meddiag_desktop.domain import FindingSource
 from meddiag_desktop.viewer.keymap import bind_action
@@ -159,75 +153,53 @@ def ask_reject_reason(parent: QWidget, stored: StoredFinding) -> str | None:
     return text if ok else None
 
 
-class FindingsTableModel(QAbstractTableModel):
+class FindingsTableModel(RecordTableModel[StoredFinding]):
     """Read-only rows of stored findings with their review state."""
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._findings: list[StoredFinding] = []
         self._colours: dict[int, QColor] = {}
         self._intensity_header = HEADERS[Column.MEAN]
+        columns = [
+            TableColumn[StoredFinding](
+                header,
+                partial(cell_text, column=column),
+                header_tip=HEADER_TIPS[column],
+                alignment=RIGHT if column in _NUMERIC else None,
+                foreground=_review_colour if column is Column.REVIEW else None,
+                decoration=self._swatch if column is Column.LABEL else None,
+            )
+            for column, header in zip(Column, HEADERS, strict=True)
+        ]
+        super().__init__(columns, key=lambda stored: stored.finding_pk, parent=parent)
 
     def set_findings(
         self, findings: list[StoredFinding], colours: dict[int, str], modality: str
     ) -> None:
-        self.beginResetModel()
-        self._findings = list(findings)
         self._colours = {label: QColor(colour) for label, colour in colours.items()}
         self._intensity_header = "HU" if modality.upper() in ("CT", "") else "Mean"
-        self.endResetModel()
+        self.set_records(findings)
 
     def finding_at(self, row: int) -> StoredFinding:
-        return self._findings[row]
+        return self.record_at(row)
 
-    def row_of(self, finding_pk: int) -> int:
-        return next((i for i, f in enumerate(self._findings) if f.finding_pk == finding_pk), -1)
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt API
-        return 0 if parent.isValid() else len(self._findings)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt API
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> object:
-        if orientation != Qt.Orientation.Horizontal:
-            return None
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return HEADER_TIPS[section]
-        if role != Qt.ItemDataRole.DisplayRole:
-            return None
+    def header_text(self, section: int) -> str:
         return self._intensity_header if section == Column.MEAN else HEADERS[section]
 
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+    def record_tooltip(self, record: StoredFinding) -> str:
+        return _tooltip(record)
 
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid():
-            return None
-        stored = self._findings[index.row()]
-        column = Column(index.column())
-        if role == Qt.ItemDataRole.DisplayRole:
-            return cell_text(stored, column)
-        if role == Qt.ItemDataRole.DecorationRole and column is Column.LABEL:
-            return self._colours.get(stored.finding.label)  # a swatch, when the card says
-        if role == Qt.ItemDataRole.ForegroundRole:
-            if column is Column.REVIEW:
-                return QBrush(REVIEW_COLOURS[stored.review_status])
-            if stored.review_status is ReviewStatus.REJECTED:
-                return QBrush(_REJECTED_TEXT)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (
-            Column.NUMBER,
-            Column.VOLUME,
-            Column.AXES,
-            Column.MEAN,
-            Column.CONFIDENCE,
-        ):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return _tooltip(stored)
-        return None
+    def record_foreground(self, record: StoredFinding) -> QColor | None:
+        return _REJECTED_TEXT if record.review_status is ReviewStatus.REJECTED else None
+
+    def _swatch(self, stored: StoredFinding) -> QColor | None:
+        return self._colours.get(stored.finding.label)  # a swatch, when the card says
+
+
+_NUMERIC = (Column.NUMBER, Column.VOLUME, Column.AXES, Column.MEAN, Column.CONFIDENCE)
+
+
+def _review_colour(stored: StoredFinding) -> QColor:
+    return REVIEW_COLOURS[stored.review_status]
 
 
 def _tooltip(stored: StoredFinding) -> str:

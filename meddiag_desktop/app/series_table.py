@@ -6,19 +6,13 @@ reader who expected a series should learn why it is not there rather than wonder
 
 from __future__ import annotations
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QEvent,
-    QItemSelection,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    Signal,
-)
-from PySide6.QtGui import QBrush, QColor
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, QItemSelection, QModelIndex, QObject, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
+from meddiag_desktop.app.record_table_model import RecordTableModel, TableColumn
 from meddiag_desktop.domain import SeriesInfo
 
 COLUMNS = ("Description", "Modality", "Kind", "Size", "Spacing (mm)", "Files", "Loadable", "Notes")
@@ -26,7 +20,6 @@ _NOTES = len(COLUMNS) - 1
 _MAX_COLUMN_WIDTH = 180
 _UNLOADABLE_COLOUR = QColor("#7d8590")
 _WARNING_COLOUR = QColor("#e3b341")
-AnyIndex = QModelIndex | QPersistentModelIndex
 
 
 def _size_text(series: SeriesInfo) -> str:
@@ -45,78 +38,59 @@ def _notes(series: SeriesInfo) -> str:
     return " ".join([*parts, *series.warnings])
 
 
+def _notes_colour(series: SeriesInfo) -> QColor | None:
+    if not series.loadable:
+        return _UNLOADABLE_COLOUR
+    return _WARNING_COLOUR if series.warnings else None
+
+
+# Column -> what its cell shows, in COLUMNS' order.
+_CELL_TEXT: tuple[Callable[[SeriesInfo], str], ...] = (
+    lambda s: s.description or "(no description)",
+    lambda s: s.modality or "-",
+    lambda s: str(s.kind),
+    _size_text,
+    _spacing_text,
+    lambda s: str(s.file_count),
+    lambda s: "yes" if s.loadable else "no",
+    _notes,
+)
+
+
 def cell_text(series: SeriesInfo, column: int) -> str:
     """What a cell shows; plain function so tests and exports can use it."""
-    values = (
-        series.description or "(no description)",
-        series.modality or "-",
-        str(series.kind),
-        _size_text(series),
-        _spacing_text(series),
-        str(series.file_count),
-        "yes" if series.loadable else "no",
-        _notes(series),
-    )
-    return values[column]
+    return _CELL_TEXT[column](series)
 
 
-class SeriesTableModel(QAbstractTableModel):
+class SeriesTableModel(RecordTableModel[SeriesInfo]):
     """Read-only table of :class:`SeriesInfo`, in the order discovery found them."""
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._series: list[SeriesInfo] = []
+        columns = [
+            TableColumn[SeriesInfo](
+                header, text, foreground=_notes_colour if column == _NOTES else None
+            )
+            for column, (header, text) in enumerate(zip(COLUMNS, _CELL_TEXT, strict=True))
+        ]
+        super().__init__(columns, key=lambda series: series.key, parent=parent)
 
     def set_series(self, series: list[SeriesInfo]) -> None:
-        self.beginResetModel()
-        self._series = list(series)
-        self.endResetModel()
+        self.set_records(series)
 
     def series_at(self, row: int) -> SeriesInfo:
-        return self._series[row]
+        return self.record_at(row)
 
-    def row_of(self, key: str) -> int:
-        return next((i for i, s in enumerate(self._series) if s.key == key), -1)
+    def record_selectable(self, record: SeriesInfo) -> bool:
+        return record.loadable
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt API
-        return 0 if parent.isValid() else len(self._series)
+    def record_foreground(self, record: SeriesInfo) -> QColor | None:
+        return None if record.loadable else _UNLOADABLE_COLOUR
 
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt API
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> object:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
-
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        if self._series[index.row()].loadable:
-            return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        return Qt.ItemFlag.ItemIsEnabled  # visible and explained, but not selectable
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid():
-            return None
-        series = self._series[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return cell_text(series, index.column())
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(series)
-        if role == Qt.ItemDataRole.ForegroundRole:
-            if not series.loadable:
-                return QBrush(_UNLOADABLE_COLOUR)
-            if series.warnings and index.column() == _NOTES:
-                return QBrush(_WARNING_COLOUR)
-        return None
-
-    @staticmethod
-    def _tooltip(series: SeriesInfo) -> str:
-        lines = [series.description or series.key, f"{series.file_count} file(s), {series.kind}"]
-        if series.reason:
-            lines.append(f"Cannot be loaded: {series.reason}")
-        lines.extend(f"Warning: {w}" for w in series.warnings)
+    def record_tooltip(self, record: SeriesInfo) -> str:
+        lines = [record.description or record.key, f"{record.file_count} file(s), {record.kind}"]
+        if record.reason:
+            lines.append(f"Cannot be loaded: {record.reason}")
+        lines.extend(f"Warning: {w}" for w in record.warnings)
         return "\n".join(lines)
 
 

@@ -12,17 +12,10 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from enum import IntEnum
+from functools import partial
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    QTimer,
-    Signal,
-)
-from PySide6.QtGui import QBrush, QColor, QPalette
+from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -31,19 +24,20 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
+from meddiag_desktop.app.record_table_model import AnyIndex, RecordTableModel, TableColumn
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.errors import CaseDatabaseError
 from meddiag_desktop.db.records import CaseStatus, CaseSummary, WorklistOrder, WorklistQuery
 from meddiag_desktop.db.worklist import counts_by_status, list_cases
 
 log = logging.getLogger(__name__)
-AnyIndex = QModelIndex | QPersistentModelIndex
 
 PAGE_SIZE = 100
 SEARCH_DELAY_MS = 250
@@ -62,9 +56,11 @@ class Column(IntEnum):
     IMPORTED = 7
 
 
-COLUMNS = (
-    "Patient", "Patient ID", "Study date", "Modality", "Description", "Status", "Findings",
-    "Imported",
+# Short headers (the list sits in a narrow pane beside the images); tooltips say the rest.
+COLUMNS = ("Patient", "ID", "Study", "Mod.", "Description", "Status", "Find.", "Imported")
+COLUMN_NAMES = (
+    "Patient", "Patient ID", "Study date", "Modality", "Description", "Status",
+    "Number of findings", "Imported",
 )  # fmt: skip
 # Column -> (ascending order, descending order) as the header's arrow shows them.
 SORT_ORDERS: dict[Column, tuple[WorklistOrder, WorklistOrder]] = {
@@ -83,6 +79,15 @@ SORT_TOOLTIPS = {
     Column.STATUS: "Click to sort by status: new, analysed, in review, signed, failed",
     Column.FINDINGS: "Click to sort by the number of findings",
 }
+
+# The columns a narrow list keeps, most needed first: who (name and ID, to tell two of the same
+# name apart) and in what state, then when. What does not fit is hidden, not scrolled to.
+SHOW_PRIORITY = (
+    Column.PATIENT, Column.STATUS, Column.PATIENT_ID, Column.STUDY_DATE, Column.FINDINGS,
+    Column.MODALITY, Column.DESCRIPTION, Column.IMPORTED,
+)  # fmt: skip
+# Columns that take the width left over (eliding their text), and the least they get.
+ELASTIC_MIN_PX = {Column.PATIENT: 110, Column.DESCRIPTION: 120}
 
 STATUS_TEXT = {
     CaseStatus.NEW: "New",
@@ -129,16 +134,36 @@ def cell_text(summary: CaseSummary, column: Column) -> str:
     return summary.imported_at.astimezone().strftime("%Y-%m-%d %H:%M")  # local time
 
 
-class WorklistModel(QAbstractTableModel):
+def _header_tip(column: Column) -> str:
+    """How the column sorts, after its full name where the header shortens it."""
+    name = "" if COLUMNS[column] == COLUMN_NAMES[column] else f"{COLUMN_NAMES[column]}. "
+    if column in SORTABLE:
+        return name + SORT_TOOLTIPS.get(column, "Click to sort by this column")
+    return name + "This column does not sort"
+
+
+def _status_colour(summary: CaseSummary) -> QColor:
+    return STATUS_COLOURS[summary.status]
+
+
+class WorklistModel(RecordTableModel[CaseSummary]):
     """Cases matching one query, fetched a page at a time as the view asks for more."""
 
     load_failed = Signal(str)
 
     def __init__(self, database: Database, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+        columns = [
+            TableColumn[CaseSummary](
+                header,
+                partial(cell_text, column=column),
+                header_tip=_header_tip(column),
+                foreground=_status_colour if column is Column.STATUS else None,
+            )
+            for column, header in zip(Column, COLUMNS, strict=True)
+        ]
+        super().__init__(columns, key=lambda summary: summary.case_id, parent=parent)
         self._db = database
         self._query = WorklistQuery(page_size=PAGE_SIZE)
-        self._rows: list[CaseSummary] = []
         self._total = 0
         self._next_page = 0
 
@@ -161,70 +186,41 @@ class WorklistModel(QAbstractTableModel):
 
     def reload(self) -> None:
         """Drop what was fetched and read the first page again."""
-        self.beginResetModel()
-        self._rows = []
         self._total = 0
         self._next_page = 0
-        self.endResetModel()
+        self.set_records([])
         self._fetch_page()
 
     def summary_at(self, row: int) -> CaseSummary:
-        return self._rows[row]
-
-    def row_of(self, case_id: int) -> int:
-        return next((i for i, s in enumerate(self._rows) if s.case_id == case_id), -1)
+        return self.record_at(row)
 
     def canFetchMore(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: B008 - Qt API
-        return not parent.isValid() and len(self._rows) < self._total
+        return not parent.isValid() and self.rowCount() < self._total
 
     def fetchMore(self, parent: AnyIndex = QModelIndex()) -> None:  # noqa: B008 - Qt API
         if not parent.isValid():
             self._fetch_page()
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt API
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt API
-        return 0 if parent.isValid() else len(COLUMNS)
-
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> object:
-        if orientation != Qt.Orientation.Horizontal:
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if section in SORTABLE:
-                return SORT_TOOLTIPS.get(Column(section), "Click to sort by this column")
-            return "This column does not sort"
-        if role == Qt.ItemDataRole.InitialSortOrderRole:
+        if (
+            role == Qt.ItemDataRole.InitialSortOrderRole
+            and orientation == Qt.Orientation.Horizontal
+        ):
             if section in FIRST_CLICK_DESCENDING:
                 return Qt.SortOrder.DescendingOrder  # newest (most) first on the first click
             return Qt.SortOrder.AscendingOrder
-        return None
+        return super().headerData(section, orientation, role)
 
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid():
-            return None
-        summary = self._rows[index.row()]
-        column = Column(index.column())
-        if role == Qt.ItemDataRole.DisplayRole:
-            return cell_text(summary, column)
-        if role == Qt.ItemDataRole.ForegroundRole and column is Column.STATUS:
-            return QBrush(STATUS_COLOURS[summary.status])
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return (
-                f"{patient_name_text(summary.patient_name)} ({summary.patient_id})\n"
-                f"{description_text(summary)}\nCase {summary.case_id}, "
-                f"{STATUS_TEXT[summary.status].lower()}"
-            )
-        if role == Qt.ItemDataRole.UserRole:
-            return summary.case_id
-        return None
+    def record_tooltip(self, record: CaseSummary) -> str:
+        """Every column's value, so a list too narrow for some columns still tells them."""
+        date = cell_text(record, Column.STUDY_DATE) or "no study date"
+        findings = "" if record.status is CaseStatus.NEW else f", {record.finding_count} findings"
+        return (
+            f"{patient_name_text(record.patient_name)} ({record.patient_id})\n"
+            f"{description_text(record)}\n{record.modality or '?'} study of {date}{findings}\n"
+            f"Case {record.case_id}, {STATUS_TEXT[record.status].lower()}, imported "
+            f"{cell_text(record, Column.IMPORTED)}"
+        )
 
     def _fetch_page(self) -> None:
         query = replace(self._query, page=self._next_page)
@@ -233,17 +229,14 @@ class WorklistModel(QAbstractTableModel):
         except CaseDatabaseError as exc:
             self.load_failed.emit(f"The worklist cannot be read: {exc}")
             return
-        known = {s.case_id for s in self._rows}
+        known = {s.case_id for s in self.records}
         new = [s for s in page.items if s.case_id not in known]  # a case imported meanwhile
         self._total = page.total
         self._next_page += 1
         if not new:
-            self._total = len(self._rows)  # nothing more to fetch, whatever the count said
+            self._total = self.rowCount()  # nothing more to fetch, whatever the count said
             return
-        first = len(self._rows)
-        self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
-        self._rows.extend(new)
-        self.endInsertRows()
+        self.append_records(new)
 
 
 class WorklistPanel(QWidget):
@@ -289,6 +282,8 @@ class WorklistPanel(QWidget):
         header.setSortIndicatorShown(True)
         header.setSortIndicator(Column.STUDY_DATE, Qt.SortOrder.DescendingOrder)
         header.sortIndicatorChanged.connect(self._sort_requested)
+        self._fitting = False  # a fit hides columns, which can resize the viewport again
+        self.table.viewport().installEventFilter(self)
 
         self.empty_label = QLabel(EMPTY_TEXT)
         self.empty_label.setObjectName("worklistEmpty")
@@ -300,6 +295,8 @@ class WorklistPanel(QWidget):
         self.stack.addWidget(self.empty_label)
         self.count_label = QLabel()
         self.count_label.setObjectName("worklistCount")
+        # its text never widens the pane beside the images
+        self.count_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         _dim(self.count_label)
 
         filters = QHBoxLayout()
@@ -429,18 +426,71 @@ class WorklistPanel(QWidget):
         empty = self.model.rowCount() == 0
         self.empty_label.setText(NO_MATCH_TEXT if filtered else EMPTY_TEXT)
         self.stack.setCurrentWidget(self.empty_label if empty else self.table)
-        total, shown = self.model.total, self.model.rowCount()
-        noun = "case" if total == 1 else "cases"
-        self.count_label.setText(
-            f"{total} {noun}" if shown >= total else f"Showing {shown} of {total} {noun}"
-        )
         if not empty:
             self._fit_columns()
+        self._show_count()
+
+    def _show_count(self) -> None:
+        total, shown = self.model.total, self.model.rowCount()
+        noun = "case" if total == 1 else "cases"
+        text = f"{total} {noun}" if shown >= total else f"Showing {shown} of {total} {noun}"
+        hidden = self.hidden_columns()
+        if hidden:
+            text += f" · {len(hidden)} column{'s' if len(hidden) > 1 else ''} hidden"
+        self.count_label.setText(text)
+        self.count_label.setToolTip(
+            f"Widen the list to see {', '.join(COLUMN_NAMES[c] for c in hidden)} (each row's "
+            "tooltip shows them too)"
+            if hidden
+            else ""
+        )
+
+    def hidden_columns(self) -> list[Column]:
+        """The columns the list is too narrow for just now."""
+        return [c for c in Column if self.table.isColumnHidden(c)]
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        resized = watched is self.table.viewport() and event.type() == QEvent.Type.Resize
+        if resized and self.model.rowCount():
+            self._fit_columns()
+            self._show_count()
+        return super().eventFilter(watched, event)
 
     def _fit_columns(self) -> None:
+        """Show the columns that fit the list's width, most needed first, each as wide as its
+        contents; Patient and Description share what is left and elide. The rest are hidden,
+        not scrolled to sideways: in the pane beside the images a sideways scroll bar hides
+        the status and dates of every case at once."""
+        if self._fitting:
+            return
+        self._fitting = True
+        try:
+            self._fit_columns_to(self.table.viewport().width())
+        finally:
+            self._fitting = False
+
+    def _fit_columns_to(self, available: int) -> None:
+        table, header = self.table, self.table.horizontalHeader()
+        for column in Column:  # Qt measures no hidden column: show all, then hide again
+            table.setColumnHidden(column, False)
+        wanted = {c: max(table.sizeHintForColumn(c), header.sectionSizeHint(c)) for c in Column}
+        shown: list[Column] = []
+        used = 0
+        for column in SHOW_PRIORITY:
+            need = ELASTIC_MIN_PX.get(column, wanted[column])
+            if not shown or used + need <= available:
+                shown.append(column)
+                used += need
         for column in Column:
-            if column is not Column.DESCRIPTION:
-                self.table.resizeColumnToContents(column)
+            table.setColumnHidden(column, column not in shown)
+        fixed = sum(wanted[c] for c in shown if c not in ELASTIC_MIN_PX)
+        for column in shown:
+            if column not in ELASTIC_MIN_PX:
+                table.setColumnWidth(column, wanted[column])
+        rest = available - fixed
+        if Column.DESCRIPTION in shown:  # Description stretches over what Patient leaves
+            rest = max(ELASTIC_MIN_PX[Column.PATIENT], rest - ELASTIC_MIN_PX[Column.DESCRIPTION])
+        table.setColumnWidth(Column.PATIENT, max(1, min(wanted[Column.PATIENT], rest)))
 
 
 def _dim(label: QLabel, larger: bool = False) -> None:

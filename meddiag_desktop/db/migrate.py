@@ -7,6 +7,7 @@ moment waits, then finds the schema already current.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import Connection, insert, inspect, text
@@ -18,6 +19,10 @@ from meddiag_desktop.db.migrations import HEAD, REVISIONS, SCRIPT_LOCATION
 from meddiag_desktop.db.records import AuditAction, Backend
 
 _POSTGRES_MIGRATION_LOCK = 0x4D44_0001  # pg_advisory_xact_lock key ("MD" 1)
+# Alembic narrates each migration at INFO ("Context impl SQLiteImpl", "Running upgrade ..."),
+# which an app logging INFO prints on a user's first start. The audit log records every
+# migration (from, to, backup), so Alembic speaks only for warnings; a developer can lower it.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def current_revision(connection: Connection) -> str | None:

@@ -21,7 +21,8 @@ import sys
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))  # shared_fakes
+sys.path.insert(0, str(Path(__file__).parent))  # db_fakes
 
 import alembic.command  # noqa: F401  (imported here so a child never pays for it)
 import db_fakes

@@ -10,7 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))  # shared_fakes
+sys.path.insert(0, str(Path(__file__).parent))  # db_fakes
 
 import db_fakes
 

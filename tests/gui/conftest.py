@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
+from shared_fakes import phantom_volume
 
 from meddiag_desktop.app.main import build_window, configure_pyqtgraph
 from meddiag_desktop.app.main_window import MainWindow
 from meddiag_desktop.app.theme import apply_dark_theme
-from meddiag_desktop.domain import ScanMetadata, Volume
+from meddiag_desktop.domain import Volume
 from meddiag_desktop.scans import write_volume
 
 
@@ -43,20 +43,6 @@ def main_window(qtbot, settings: QSettings) -> Iterator[MainWindow]:
     yield window
     window.close()  # saves settings and waits for background reads
     window.database.close()
-
-
-def phantom_volume() -> Volume:
-    """40 x 64 x 64 CT-like block: air, a soft-tissue cylinder and a bright sphere."""
-    z, y, x = np.mgrid[0:40, 0:64, 0:64]
-    array = np.full((40, 64, 64), -1000, dtype=np.int16)
-    array[(y - 32) ** 2 + (x - 32) ** 2 < 26**2] = 40
-    array[((z - 20) * 2.5) ** 2 + ((y - 28) * 0.8) ** 2 + ((x - 36) * 0.8) ** 2 < 12**2] = 300
-    return Volume(
-        array_zyx=array,
-        spacing_xyz_mm=(0.8, 0.8, 2.5),
-        origin_lps_mm=(0.0, 0.0, 0.0),
-        metadata=ScanMetadata(modality="CT", series_description="phantom"),
-    )
 
 
 @pytest.fixture

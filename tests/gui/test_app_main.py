@@ -44,6 +44,7 @@ def test_demo_generates_and_opens_the_phantom(
             QTimer.singleShot(250, inspect_when_loaded)
             return
         seen["message"] = window.message_bar.text()
+        seen["recent"] = [action.text() for action in window.recent_menu.actions()]
         seen["volume"] = volume
         # The offscreen screen is 800x800; show it as on a reading-room display.
         window.resize(1440, 900)
@@ -58,5 +59,6 @@ def test_demo_generates_and_opens_the_phantom(
     assert volume is not None, "the demo case was not generated and opened within 2 minutes"
     assert volume.modality == "CT" and volume.array_zyx.min() <= -900
     assert (demo_folder / "ground_truth.nii.gz").is_file()
+    assert seen["recent"] == [str(demo_folder / "dicom")]  # File → Open Recent opens it again
     assert pg.getConfigOption("imageAxisOrder") == "row-major"
     assert ini.exists()  # geometry was saved on close

@@ -10,12 +10,12 @@ import pyqtgraph as pg
 import pytest
 from PySide6.QtWidgets import QApplication
 from scipy import ndimage
+from shared_fakes import MiniPlaneView, phantom_volume
 
-from meddiag_desktop.domain import ScanMetadata, Volume
 from meddiag_desktop.viewer.brush_tool import MAX_RADIUS_MM, MIN_RADIUS_MM, BrushTool
 from meddiag_desktop.viewer.mask_editor import MaskEditor
 from meddiag_desktop.viewer.measure_tools import RoiShape, RoiTool, RulerTool
-from meddiag_desktop.viewer.plane_geometry import Plane, PlaneMapping, VoxelZYX, plane_mappings
+from meddiag_desktop.viewer.plane_geometry import Plane
 
 
 @pytest.fixture(autouse=True)
@@ -24,42 +24,8 @@ def row_major(qapp):
     return qapp
 
 
-class MiniPlaneView:
-    """The least a plane view is for a tool: a view box in display mm showing one slice."""
-
-    def __init__(self, volume: Volume, plane: Plane, slice_index: int) -> None:
-        self.volume = volume
-        self.mapping: PlaneMapping = plane_mappings(volume)[plane]
-        self.slice_index = slice_index
-        self.graphics = pg.GraphicsView(background="#000000")
-        self.view_box = pg.ViewBox(invertY=True, lockAspect=True)
-        self.graphics.setCentralItem(self.view_box)
-        self.image = pg.ImageItem(self.mapping.extract(volume.array_zyx, slice_index))
-        width, height = self.mapping.size_mm
-        self.image.setRect(0, 0, width, height)
-        self.view_box.addItem(self.image)
-
-    def voxel_at_mm(self, x_mm: float, y_mm: float) -> VoxelZYX | None:
-        pixel = self.mapping.pixel_at_mm(x_mm, y_mm)
-        return None if pixel is None else self.mapping.voxel_at(self.slice_index, *pixel)
-
-
-def phantom() -> Volume:
-    """CT-like: air, a soft-tissue cylinder and a bright ellipsoid, 0.8 x 0.8 x 2.5 mm voxels."""
-    z, y, x = np.mgrid[0:40, 0:64, 0:64]
-    array = np.full((40, 64, 64), -1000, dtype=np.int16)
-    array[(y - 32) ** 2 + (x - 32) ** 2 < 26**2] = 40
-    array[((z - 20) * 2.5) ** 2 + ((y - 28) * 0.8) ** 2 + ((x - 36) * 0.8) ** 2 < 12**2] = 300
-    return Volume(
-        array_zyx=array,
-        spacing_xyz_mm=(0.8, 0.8, 2.5),
-        origin_lps_mm=(0.0, 0.0, 0.0),
-        metadata=ScanMetadata(modality="CT"),
-    )
-
-
 def setup(qtbot, plane=Plane.AXIAL, slice_index=20, **kwargs):
-    volume = phantom()
+    volume = phantom_volume()
     view = MiniPlaneView(volume, plane, slice_index)
     qtbot.addWidget(view.graphics)
     editor = MaskEditor(np.zeros(volume.shape_zyx, dtype=np.uint8), volume)

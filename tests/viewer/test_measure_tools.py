@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 import pytest
+from shared_fakes import MiniPlaneView
 
 from meddiag_desktop.domain import ScanMetadata, Volume
 from meddiag_desktop.viewer.measure_tools import (
@@ -16,7 +17,7 @@ from meddiag_desktop.viewer.measure_tools import (
     roi_statistics,
     shape_mask,
 )
-from meddiag_desktop.viewer.plane_geometry import Plane, PlaneMapping, VoxelZYX, plane_mappings
+from meddiag_desktop.viewer.plane_geometry import Plane, plane_mappings
 
 SPACING_XYZ = (0.6, 0.9, 2.5)
 
@@ -25,26 +26,6 @@ SPACING_XYZ = (0.6, 0.9, 2.5)
 def row_major(qapp):
     pg.setConfigOptions(imageAxisOrder="row-major")
     return qapp
-
-
-class MiniPlaneView:
-    """The least a plane view is for a tool: a view box in display mm showing one slice."""
-
-    def __init__(self, volume: Volume, plane: Plane, slice_index: int) -> None:
-        self.volume = volume
-        self.mapping: PlaneMapping = plane_mappings(volume)[plane]
-        self.slice_index = slice_index
-        self.graphics = pg.GraphicsView(background="#000000")
-        self.view_box = pg.ViewBox(invertY=True, lockAspect=True)
-        self.graphics.setCentralItem(self.view_box)
-        self.image = pg.ImageItem(self.mapping.extract(volume.array_zyx, slice_index))
-        width, height = self.mapping.size_mm
-        self.image.setRect(0, 0, width, height)
-        self.view_box.addItem(self.image)
-
-    def voxel_at_mm(self, x_mm: float, y_mm: float) -> VoxelZYX | None:
-        pixel = self.mapping.pixel_at_mm(x_mm, y_mm)
-        return None if pixel is None else self.mapping.voxel_at(self.slice_index, *pixel)
 
 
 def ct_volume() -> Volume:
