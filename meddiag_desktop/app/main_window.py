@@ -69,6 +69,7 @@ from meddiag_desktop.domain import SeriesInfo, Volume
 from meddiag_desktop.inference.card import ModelCard
 from meddiag_desktop.inference.provider_reason import fell_back, plain_reason
 from meddiag_desktop.inference.session import ProviderReport
+from meddiag_desktop.safe_text import printable
 from meddiag_desktop.viewer.keymap import bind_action, key_names
 from meddiag_desktop.viewer.mpr_viewer import MprViewer
 
@@ -498,7 +499,7 @@ class MainWindow(QMainWindow):
             self.show_error(why)
             return False
         if not self.confirm_sign_off(self, case, self.review.actor):
-            self.statusBar().showMessage("Not signed; the case is unchanged.")
+            self._status("Not signed; the case is unchanged.")
             return False
         signed = self.review.sign_off()
         if signed:
@@ -542,6 +543,10 @@ class MainWindow(QMainWindow):
     def show_notice(self, message: str, level: MessageLevel = MessageLevel.INFO) -> None:
         self.message_bar.show_message(message, level)
 
+    def _status(self, text: str, timeout_ms: int = 0) -> None:
+        """The status line; paths and series keys in it are file names nobody here chose."""
+        self.statusBar().showMessage(printable(text), timeout_ms)
+
     # ---- scans -------------------------------------------------------------------------------
     def _discovery_started(self, path: str) -> None:
         self._current_key = ""
@@ -549,14 +554,14 @@ class MainWindow(QMainWindow):
         self.series_table.set_series([])
         self.series_details.set_series([])
         self._close_scan()
-        self.setWindowTitle(f"{Path(path).name} — {APP_NAME} — {CLINICAL_NOTICE}")
-        self.statusBar().showMessage(f"Reading {path} …")
+        self.setWindowTitle(f"{printable(Path(path).name)} — {APP_NAME} — {CLINICAL_NOTICE}")
+        self._status(f"Reading {path} …")
 
     def _series_found(self, found: list[SeriesInfo]) -> None:
         self.series_table.set_series(found)
         self.series_details.set_series(found)
         loadable = [s for s in found if s.loadable]
-        self.statusBar().showMessage(f"{len(found)} series found, {len(loadable)} can be opened.")
+        self._status(f"{len(found)} series found, {len(loadable)} can be opened.")
         wanted = [s for s in loadable if s.key == self._wanted_key]
         if wanted or len(loadable) == 1:
             self.series_table.select_series((wanted or loadable)[0].key)
@@ -577,7 +582,7 @@ class MainWindow(QMainWindow):
     def _loading_started(self, series: SeriesInfo) -> None:
         self._current_key = series.key
         self._close_scan()
-        self.statusBar().showMessage(f"Loading {series.description or series.key} …")
+        self._status(f"Loading {series.description or series.key} …")
 
     def _volume_loaded(self, volume: Volume, series: SeriesInfo) -> None:
         self._volume, self._series = volume, series
@@ -585,14 +590,14 @@ class MainWindow(QMainWindow):
         self.series_details.set_opened(series)
         x, y, z = volume.size_xyz
         name = series.description or Path(volume.source).name or series.key
-        self.statusBar().showMessage(f"{name}: {x} × {y} × {z} voxels, {volume.modality or '?'}")
+        self._status(f"{name}: {x} × {y} × {z} voxels, {volume.modality or '?'}")
         self.cases.open_series(series)
         self._update_actions()
 
     def _scan_failed(self, message: str) -> None:
         self._current_key = ""  # picking the same series again retries it
         self.show_error(message)
-        self.statusBar().showMessage("Could not open the scan: see the message above.")
+        self._status("Could not open the scan: see the message above.")
 
     def _close_scan(self) -> None:
         if self.inference.running:
@@ -657,14 +662,14 @@ class MainWindow(QMainWindow):
         self.progress_bar.setValue(0)
         self.progress_bar.show()
         self.cancel_button.show()
-        self.statusBar().showMessage("Starting the model …")
+        self._status("Starting the model …")
         self._update_actions()
 
     def _run_progressed(self, tag: RunTag, fraction: float, text: str) -> None:
         if not self.inference.is_current(tag):
             return
         self.progress_bar.setValue(round(100 * fraction))
-        self.statusBar().showMessage(text)
+        self._status(text)
 
     def _run_finished(self, tag: RunTag, outcome: FinishedRun) -> None:
         self._run_ended()
@@ -673,7 +678,7 @@ class MainWindow(QMainWindow):
             return  # stored with its own case; the reader has opened another one since
         result = outcome.result
         self._show_provider(result.provider)
-        self.statusBar().showMessage(
+        self._status(
             f"{result.card.name}: {len(result.findings)} finding(s) in {outcome.elapsed_s:.0f} s "
             f"on {result.provider.short_name.upper()}; saved with the case."
         )
@@ -696,7 +701,7 @@ class MainWindow(QMainWindow):
     def _run_cancelled(self, tag: RunTag) -> None:
         self._run_ended()
         self.worklist.refresh()
-        self.statusBar().showMessage("Run cancelled; nothing from it was kept.")
+        self._status("Run cancelled; nothing from it was kept.")
 
     def _run_ended(self) -> None:
         self.progress_bar.hide()
@@ -749,7 +754,7 @@ class MainWindow(QMainWindow):
 
     def _hover_info(self, text: str) -> None:
         if text:
-            self.statusBar().showMessage(text)
+            self._status(text)
 
     # ---- user actions ------------------------------------------------------------------------
     def _ask_model_and_run(self) -> None:

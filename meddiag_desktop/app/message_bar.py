@@ -11,6 +11,8 @@ from enum import StrEnum
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
+from meddiag_desktop.safe_text import printable
+
 
 class MessageLevel(StrEnum):
     INFO = "info"
@@ -53,7 +55,8 @@ class MessageBar(QFrame):
 
     def show_message(self, text: str, level: MessageLevel = MessageLevel.INFO) -> None:
         self._level = level
-        self._label.setText(f"{_PREFIX[level]}  {text}")
+        # Messages quote file names and scan headers: never show their control characters.
+        self._label.setText(f"{_PREFIX[level]}  {printable(text, keep_lines=True)}")
         self.setProperty("level", str(level))
         self.style().unpolish(self)  # re-evaluate [level="..."] style-sheet selectors
         self.style().polish(self)

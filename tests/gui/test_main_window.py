@@ -73,6 +73,20 @@ def test_file_that_is_not_a_scan_shows_a_message(
     assert "neither DICOM nor" in main_window.message_bar.text()
 
 
+def test_a_file_name_with_terminal_escapes_is_shown_without_them(
+    qtbot, main_window: MainWindow, tmp_path: Path
+) -> None:
+    junk = tmp_path / "evil\x1b]0;owned\x07\x1b[2J.dcm"
+    junk.write_bytes(b"this is not a DICOM file" * 40)
+    main_window.open_path(junk)
+    qtbot.waitUntil(main_window.message_bar.isVisible, timeout=TIMEOUT_MS)
+    shown = [main_window.windowTitle(), main_window.message_bar.text()]
+    shown.append(main_window.statusBar().currentMessage())
+    assert "evil" in main_window.windowTitle()
+    for text in shown:
+        assert "\x1b" not in text and "\x07" not in text, text
+
+
 def test_damaged_nifti_is_listed_greyed_with_its_reason(
     qtbot, main_window: MainWindow, tmp_path: Path
 ) -> None:
