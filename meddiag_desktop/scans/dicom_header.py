@@ -15,6 +15,7 @@ against it run by run, parsing only the elements whose bytes differ (about 15 us
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import struct
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from pathlib import Path
 import pydicom
 import pydicom.charset
 
+from meddiag_desktop.scans import sop_classes
 from meddiag_desktop.scans.errors import NotDicomError, ScanError
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -99,9 +101,11 @@ _WANTED: dict[int, str] = {
     0x00100020: "patient_id",
     0x00100030: "patient_birth_date",
     0x00100040: "patient_sex",
+    0x00180015: "body_part_examined",
     0x00180050: "slice_thickness",
     0x00180081: "echo_time",
     0x00180086: "echo_numbers",
+    0x00181030: "protocol_name",
     0x00181060: "trigger_time",
     0x00181120: "gantry_tilt",
     0x0020000D: "study_uid",
@@ -114,18 +118,29 @@ _WANTED: dict[int, str] = {
     0x00200100: "temporal_position",
     0x00280002: "samples_per_pixel",
     0x00280004: "photometric",
+    0x00280006: "planar_configuration",
     0x00280008: "number_of_frames",
     0x00280010: "rows",
     0x00280011: "columns",
     0x00280030: "pixel_spacing",
     0x00280100: "bits_allocated",
     0x00280101: "bits_stored",
+    0x00280102: "high_bit",
     0x00280103: "pixel_representation",
     0x00281052: "rescale_intercept",
     0x00281053: "rescale_slope",
     0x52009229: "shared_functional_groups",
 }
-_BINARY_US = {0x00280002, 0x00280010, 0x00280011, 0x00280100, 0x00280101, 0x00280103}
+_BINARY_US = {
+    0x00280002,
+    0x00280006,
+    0x00280010,
+    0x00280011,
+    0x00280100,
+    0x00280101,
+    0x00280102,
+    0x00280103,
+}
 _SEQUENCES = {0x52009229}
 _NOT_TEXT = _SEQUENCES | _BINARY_US
 
@@ -152,10 +167,12 @@ class DicomHeader:
     patient_id: str = ""
     patient_birth_date: str = ""
     patient_sex: str = ""
+    body_part_examined: str = ""
     slice_thickness: str = ""
     echo_time: str = ""
     echo_numbers: str = ""
     trigger_time: str = ""
+    protocol_name: str = ""
     gantry_tilt: str = ""
     study_uid: str = ""
     series_uid: str = ""
@@ -167,12 +184,14 @@ class DicomHeader:
     temporal_position: str = ""
     samples_per_pixel: int = 1
     photometric: str = ""
+    planar_configuration: int = 0
     number_of_frames: str = ""
     rows: int = 0
     columns: int = 0
     pixel_spacing: str = ""
     bits_allocated: int = 0
     bits_stored: int = 0
+    high_bit: int = -1  # -1: absent (BitsStored - 1 is then assumed)
     pixel_representation: int = 0
     rescale_intercept: str = ""
     rescale_slope: str = ""
@@ -253,6 +272,34 @@ class _NeedsPydicom(Exception):
 
 
 _TRUNCATED_HEADER = "is truncated: the file ends before its pixel data"
+_UNREADABLE_HEADER = (
+    "is damaged: it is marked as DICOM but its header reads as noise (no SOP class or series "
+    "UID; a damaged transfer syntax?)"
+)
+_DIRECTORY_CLASS = "1.2.840.10008.1.3.10"  # a DICOMDIR: an index of files, no scan
+# Storage classes whose files always hold pixel data: one without is cut or damaged (the walk
+# can end cleanly at an element boundary; a damaged length can skip over the pixel data).
+_PIXEL_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.2",  # CT
+    "1.2.840.10008.5.1.4.1.1.2.1",  # enhanced CT
+    "1.2.840.10008.5.1.4.1.1.2.2",  # legacy converted enhanced CT
+    "1.2.840.10008.5.1.4.1.1.4",  # MR
+    "1.2.840.10008.5.1.4.1.1.4.1",  # enhanced MR
+    "1.2.840.10008.5.1.4.1.1.4.4",  # legacy converted enhanced MR
+    "1.2.840.10008.5.1.4.1.1.20",  # NM
+    "1.2.840.10008.5.1.4.1.1.128",  # PET
+    "1.2.840.10008.5.1.4.1.1.128.1",  # legacy converted enhanced PET
+    "1.2.840.10008.5.1.4.1.1.130",  # enhanced PET
+}
+
+
+def _missing_pixels(header: DicomHeader) -> str:
+    """Why a file without pixel data is damaged; empty when it may have none."""
+    if header.sop_class_uid in _PIXEL_CLASSES:
+        return "has no pixel data although it is an image (truncated or damaged)"
+    return ""
+
+
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows would otherwise translate line ends
 
 
@@ -294,13 +341,19 @@ class HeaderReader:
         except OSError as exc:
             raise ScanError(path, f"cannot be read ({exc.strerror or exc})") from exc
         try:
-            return self._fast_header(path, handle)
+            header = self._fast_header(path, handle)
         except _NeedsPydicom as exc:
-            truncated = exc.truncated
+            header = self._pydicom_read(path, exc.truncated)
         except OSError as exc:
             raise ScanError(path, f"cannot be read ({exc.strerror or exc})") from exc
         finally:
             os.close(handle)
+        if not header.has_pixels and not header.damage:
+            header.damage = _missing_pixels(header)
+        return header
+
+    @staticmethod
+    def _pydicom_read(path: Path, truncated: bool) -> DicomHeader:
         # pydicom reads a truncated file leniently, as if it had no pixels: a damaged slice
         # would then drop out of its series unnoticed, so say it is truncated.
         try:
@@ -321,6 +374,9 @@ class HeaderReader:
         if not data.startswith(b"DICM", 128):
             if _looks_like_raw_dicom(data):
                 raise _NeedsPydicom
+            damage = _damaged_start(path, data)
+            if damage:
+                raise ScanError(path, damage)
             raise NotDicomError(path, "is not a DICOM file")
         # Layouts pay off when most files share one; stop when files keep differing.
         use_layouts = self._misses <= 32 or self._hits >= self._misses
@@ -384,6 +440,29 @@ def _read_up_to(handle: int, size: int) -> bytes:
     return data
 
 
+_DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".dc3", ".ima")
+_PREAMBLE = bytes(128)
+
+
+def _damaged_start(path: Path, data: bytes) -> str:
+    """Why a file without the 'DICM' marker is still a damaged DICOM file; empty when it may
+    simply be something else.
+
+    Discovery skips files that are not DICOM quietly; an emptied or cut slice would then vanish
+    from its series without a word (an end slice leaves no gap to see).
+    """
+    if not data:
+        return "is empty (0 bytes)"
+    short = len(data) < 132 and data[:128] == _PREAMBLE[: len(data[:128])]
+    if short and b"DICM".startswith(data[128:]):
+        return f"is truncated: the file ends after {len(data)} bytes, inside its preamble"
+    if data.startswith(_PREAMBLE) and len(data) >= 132:
+        return "is damaged: it has a DICOM preamble but no 'DICM' marker after it"
+    if path.name.lower().endswith(_DICOM_SUFFIXES):
+        return "is named as a DICOM file but is not one (damaged, or not a scan)"
+    return ""
+
+
 _RAW_FIRST_ELEMENTS = (0x0000, 0x0005, 0x0008, 0x0016)
 
 
@@ -403,6 +482,7 @@ _TEXT_FIELDS = (
     "institution",
     "study_description",
     "series_description",
+    "protocol_name",
     "manufacturer",
     "manufacturer_model",
 )
@@ -562,7 +642,7 @@ class _Walker:
                 header.has_pixels = True
                 header.pixel_offset = start
                 header.pixel_length = length
-                header.damage = _pixel_data_problem(self.handle, start, length)
+                header.damage = _pixel_data_problem(self.handle, start, length, header.__dict__)
                 return
             name = wanted.get(tag)
             if length == _UNDEFINED:
@@ -592,8 +672,9 @@ class _Walker:
             pos = self._skip_undefined(start) if length == _UNDEFINED else start + length
 
 
-def _pixel_data_problem(handle: int, start: int, length: int) -> str:
-    """Why the pixel data cannot be complete, from sizes alone; empty when it may be.
+def _pixel_data_problem(handle: int, start: int, length: int, fields: dict) -> str:
+    """Why the pixel data cannot be complete, or not what the header says, from sizes alone;
+    empty when it may be. ``fields`` are the header's, as read so far.
 
     Decoders fail slowly on truncated data (SimpleITK took 2-10 s for one small slice) and
     only say that decoding failed; the file size tells the real reason at once.
@@ -602,6 +683,8 @@ def _pixel_data_problem(handle: int, start: int, length: int) -> str:
     if length != _UNDEFINED:
         if start + length > size:
             return f"is truncated: pixel data ends after {size - start} of {length} bytes"
+        if fields["transfer_syntax"] in UNCOMPRESSED_LE:
+            return _pixel_length_problem(fields, length)
         return ""
     pos = start  # encapsulated: items (offset table, fragments) up to a delimiter
     while pos + 8 <= size:
@@ -615,6 +698,37 @@ def _pixel_data_problem(handle: int, start: int, length: int) -> str:
     if pos == size:
         return ""  # complete fragments, only the closing delimiter is missing
     return "is truncated: the compressed pixel data ends early"
+
+
+def _pixel_length_problem(fields: dict, length: int) -> str:
+    """Why uncompressed pixel data of ``length`` bytes cannot be what Rows, Columns,
+    BitsAllocated, SamplesPerPixel and NumberOfFrames say; empty when it can.
+
+    Read with a layout its bytes do not have, a slice is garbage that looks like an image
+    (a BitsAllocated of 32 over 16-bit pixels gave values in the tens of millions).
+    """
+    rows, columns, bits = fields["rows"], fields["columns"], fields["bits_allocated"]
+    photometric = fields["photometric"]
+    if not (rows and columns and bits) or photometric.startswith(("YBR_FULL_42", "YBR_PARTIAL_42")):
+        return ""  # no image to read, or subsampled colour (two samples a pixel, not three)
+    if _not_an_image(fields["sop_class_uid"]):
+        return ""  # never read as a scan (an RT dose, a radiograph...): its classification says so
+    samples = fields["samples_per_pixel"] or 1
+    frames = frame_count(fields["number_of_frames"])
+    needed = -(-rows * columns * samples * frames * bits // 8)
+    # Values are padded to an even length; some writers pad further (pydicom reads such files
+    # and drops the excess): up to one row is padding, more means Rows or frames are wrong.
+    if needed <= length <= needed + max(2, -(-columns * samples * bits // 8)):
+        return ""
+    return (
+        f"has {length} bytes of pixel data where its header ({rows}x{columns} pixels, "
+        f"BitsAllocated {bits}, {samples} sample(s), {frames} frame(s)) needs {needed}"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _not_an_image(sop_class_uid: str) -> bool:
+    return bool(sop_classes.non_image_reason(sop_class_uid))
 
 
 class _Abandon(Exception):
@@ -781,7 +895,7 @@ class _Layout:
         fields["has_pixels"] = True
         fields["pixel_offset"] = start
         fields["pixel_length"] = length
-        fields["damage"] = _pixel_data_problem(handle, start, length)
+        fields["damage"] = _pixel_data_problem(handle, start, length, fields)
         return header
 
     def _follow_steps(self, data: bytes, fields: dict) -> tuple[int, int] | None:
@@ -962,6 +1076,14 @@ def _pydicom_header(path: Path) -> DicomHeader:
         reason = f"is not a readable DICOM file ({type(exc).__name__}: {exc})"
         raise ScanError(path, reason) from exc
     if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
+        try:
+            stored_as = str(ds.file_meta.get("MediaStorageSOPClassUID", "") or "")
+        except Exception:  # a damaged meta element: not a directory we could tell apart
+            stored_as = ""
+        # Marked as DICOM (preamble and 'DICM') yet no UIDs: a flipped transfer syntax reads
+        # the rest as noise, and the slice would vanish from its series without a word.
+        if getattr(ds, "preamble", None) is not None and stored_as != _DIRECTORY_CLASS:
+            raise ScanError(path, _UNREADABLE_HEADER)
         raise NotDicomError(path, "is not a DICOM file (no SOP class or series UID)")
     header = DicomHeader(path=path)
     meta = getattr(ds, "file_meta", None)

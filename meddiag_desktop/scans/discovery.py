@@ -12,6 +12,7 @@ import functools
 import itertools
 import operator
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -38,7 +39,13 @@ from meddiag_desktop.scans.dicom_header import (
     image_type_words,
 )
 from meddiag_desktop.scans.errors import NotDicomError, ScanError
-from meddiag_desktop.scans.slice_geometry import analyse_stack
+from meddiag_desktop.scans.slice_checks import (
+    PLAUSIBLE_PIXEL_MM,
+    left_out_warning,
+    unlike_their_series,
+    unusable_slices,
+)
+from meddiag_desktop.scans.slice_geometry import analyse_stack, outlying_slices
 
 ProgressCallback = Callable[[Progress], None]
 
@@ -58,6 +65,7 @@ def discover(path: Path | str, progress: ProgressCallback | None = None) -> list
     headers: list[DicomHeader] = []
     others: list[SeriesInfo] = []
     unreadable: list[ScanError] = []
+    strangers: list[Path] = []  # files that are not DICOM, among those that are
     read = HeaderReader().read  # the files of a series share a layout: read it once
     is_volume_file = _VolumeFileNames()
     for index, (file, location, name) in enumerate(files):
@@ -79,6 +87,7 @@ def discover(path: Path | str, progress: ProgressCallback | None = None) -> list
                     "is neither DICOM nor a supported image format "
                     f"({file_formats.SUPPORTED_TEXT})",
                 ) from None
+            strangers.append(file)
         except ScanError as exc:
             unreadable.append(exc)
     if progress is not None:
@@ -87,6 +96,8 @@ def discover(path: Path | str, progress: ProgressCallback | None = None) -> list
     # Files whose series is unknown (unreadable, or cut before their UIDs) may be its slices.
     lost = [(e.path, e.reason) for e in unreadable]
     lost += [(h.path, h.damage) for h in headers if h.damage and not h.series_uid]
+    if strangers:
+        series = [_warn_of_look_alikes(s, strangers) for s in series]
     if lost:
         series = [_warn_of_lost_files(s, lost) for s in series]
     series += others
@@ -95,6 +106,36 @@ def discover(path: Path | str, progress: ProgressCallback | None = None) -> list
     if not series:
         raise ScanError(root, "holds no DICOM series or image files")
     return series
+
+
+def _name_pattern(name: str) -> str:
+    """A file name with its digits as '0': the slices of a series are named alike."""
+    return _DIGITS.sub("0", name)
+
+
+_DIGITS = re.compile(r"\d")
+
+
+def _warn_of_look_alikes(series: SeriesInfo, strangers: list[Path]) -> SeriesInfo:
+    """A file that is not DICOM (a slice cut inside its preamble looks like none) but is
+    named like a series' slices and sits among them may be one of them."""
+    if not series.loadable or series.kind is SeriesKind.FILE:
+        return series
+    folders = {f.parent for f in series.files}
+    near = [path for path in strangers if path.parent in folders]
+    if not near:
+        return series
+    patterns = {_name_pattern(f.name) for f in series.files}
+    alike = [path for path in near if _name_pattern(path.name) in patterns]
+    if not alike:
+        return series
+    shown = ", ".join(path.name for path in alike[:3])
+    more = f" (and {len(alike) - 3} more)" if len(alike) > 3 else ""
+    note = (
+        f"{len(alike)} file(s) named like this series' slices are not readable DICOM "
+        f"({shown}{more}; cut short or damaged?): it may be missing slices."
+    )
+    return replace(series, warnings=(*series.warnings, note))
 
 
 def _warn_of_lost_files(series: SeriesInfo, lost: list[tuple[Path, str]]) -> SeriesInfo:
@@ -151,8 +192,12 @@ def _walk(root: Path) -> list[tuple[Path, str, str]]:
     the Path's own (formatted or parsed on first use). Built a folder at a time, with map and
     zip: a loop in Python costs more per file than the listing itself."""
     files: list[tuple[Path, str, str]] = []
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    visited = {_identity(str(root))}
+    # Symbolic links to folders are followed (a folder of links to series is a common way to
+    # gather a study), each real folder once: a link to an ancestor would otherwise recurse
+    # until the path is too long.
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        dirs[:] = _unvisited(folder, sorted(d for d in dirs if not d.startswith(".")), visited)
         child = _child_maker(Path(folder))
         prefix = os.path.join(folder, "")  # the folder and a separator
         kept = [
@@ -162,6 +207,26 @@ def _walk(root: Path) -> list[tuple[Path, str, str]]:
         ]
         files += zip(map(child, kept), [prefix + name for name in kept], kept, strict=True)
     return files
+
+
+def _identity(location: str) -> tuple[int, int]:
+    """(device, inode) of a folder, the same whichever link leads to it."""
+    info = os.stat(location)
+    return info.st_dev, info.st_ino
+
+
+def _unvisited(folder: str, dirs: list[str], visited: set[tuple[int, int]]) -> list[str]:
+    """The subfolders of ``folder`` not walked yet, noting them as walked."""
+    kept = []
+    for name in dirs:
+        try:
+            identity = _identity(os.path.join(folder, name))
+        except OSError:
+            continue  # vanished, or a link whose target cannot be reached
+        if identity not in visited:
+            visited.add(identity)
+            kept.append(name)
+    return kept
 
 
 def _child_maker(folder: Path) -> Callable[[str], Path]:
@@ -221,6 +286,8 @@ def metadata_of(header: DicomHeader) -> ScanMetadata:
         series_date=header.series_date,
         study_description=header.study_description,
         series_description=header.series_description,
+        body_part_examined=header.body_part_examined.strip(),
+        protocol_name=header.protocol_name,
         series_number=header.series_number,
         institution=header.institution,
         manufacturer=header.manufacturer,
@@ -234,6 +301,9 @@ def _split_series(members: list[DicomHeader]) -> list[SeriesInfo]:
     not_stackable: dict[tuple[SeriesKind, str], list[DicomHeader]] = defaultdict(list)
     stackable: dict[tuple, list[int]] = defaultdict(list)  # indices into members
     positions, points = _positions(members)
+    # NaN positions, zero pixel spacing...: no volume can be built with such slices
+    unusable = unusable_slices(members, positions, points)
+    left_out: list[tuple[DicomHeader, str]] = []
     # The files of a series share nearly every field classify() reads (most as the very same
     # objects, from HeaderReader's layout): work each distinct combination out once.
     known: dict[tuple, tuple[SeriesKind, str, tuple | None]] = {}
@@ -244,7 +314,9 @@ def _split_series(members: list[DicomHeader]) -> list[SeriesInfo]:
         if found is None:
             found = known[key] = _classified(fields, len(position))
         kind, reason, stack_key = found
-        if stack_key is not None:
+        if index in unusable and (stack_key is not None or reason in _GEOMETRY_REASONS):
+            left_out.append((header, unusable[index]))
+        elif stack_key is not None:
             stackable[stack_key].append(index)
         elif kind is SeriesKind.MULTI_FRAME:
             parts.append(multiframe.describe(header, metadata_of(header)))
@@ -254,18 +326,26 @@ def _split_series(members: list[DicomHeader]) -> list[SeriesInfo]:
         parts.append(_unstackable_part(group, kind, reason))
     multi_plane = len({key[0] for key in stackable}) > 1
     for indices in stackable.values():
+        unlike = unlike_their_series([members[i] for i in indices])
+        odd = [(members[i].path.name, unlike[n]) for n, i in enumerate(indices) if n in unlike]
+        if unlike:  # one 32-bit slice among 16-bit ones: it cannot be read the series' way
+            indices = [i for n, i in enumerate(indices) if n not in unlike]
         if points is None:
             group_points = None
         else:
             group_points = points if len(indices) == len(members) else points[indices]
-        parts.append(
-            _stack_part(
-                [members[i] for i in indices],
-                [positions[i] for i in indices],
-                group_points,
-                multi_plane,
-            )
+        part = _stack_part(
+            [members[i] for i in indices],
+            [positions[i] for i in indices],
+            group_points,
+            multi_plane,
         )
+        if odd:
+            part = _with_left_out(part, odd)
+        parts.append(part)
+    if left_out:
+        parts = _with_unusable(parts, left_out)
+    parts = _with_strays(parts)
     damaged = [h for h in members if h.damage]
     if damaged:
         # Loading around a damaged slice would silently interpolate over it: refuse instead.
@@ -277,6 +357,66 @@ def _split_series(members: list[DicomHeader]) -> list[SeriesInfo]:
             for p in parts
         ]
     return parts
+
+
+def _with_left_out(part: SeriesInfo, left_out: list[tuple[str, str]]) -> SeriesInfo:
+    """``part`` with a warning that names the slices (file name, why) left out of it, first:
+    it explains the gap an uneven-spacing warning may report."""
+    note = left_out_warning(left_out, len(part.files))
+    return replace(part, warnings=(note, *part.warnings))
+
+
+# Parts that are no scan of their own but may be slices of the series' volume gone astray (a
+# damaged header that hides the pixel data, a flipped SamplesPerPixel): the volume says so.
+# Localizers and screen captures often share a series with its slices, by design.
+_STRAY_KINDS = (SeriesKind.NON_IMAGE, SeriesKind.COLOUR, SeriesKind.UNREADABLE)
+_STACKS = (SeriesKind.VOLUME, SeriesKind.TIME_SERIES, SeriesKind.SINGLE_IMAGE)
+_COUNT_PREFIX = re.compile(r"^\d+ (files?|damaged or unreadable DICOM file\(s\)): ")
+
+
+def _with_strays(parts: list[SeriesInfo]) -> list[SeriesInfo]:
+    """The parts of one series, the loadable stacks warned of files of the same series that
+    are in none of them."""
+    strays = [p for p in parts if not p.loadable and p.kind in _STRAY_KINDS]
+    if not strays or not any(p.loadable and p.kind in _STACKS for p in parts):
+        return parts
+    files = [
+        (path.name, _COUNT_PREFIX.sub("", part.reason)) for part in strays for path in part.files
+    ]
+    shown = "; ".join(f"{name} ({reason})" for name, reason in files[:3])
+    more = f" (and {len(files) - 3} more)" if len(files) > 3 else ""
+    note = (
+        f"This series also holds {len(files)} file(s) that are not part of this volume: "
+        f"{shown}{more}. If they are its slices, the volume lacks them."
+    )
+    return [
+        replace(p, warnings=(*p.warnings, note)) if p.loadable and p.kind in _STACKS else p
+        for p in parts
+    ]
+
+
+def _with_unusable(
+    parts: list[SeriesInfo], left_out: list[tuple[DicomHeader, str]]
+) -> list[SeriesInfo]:
+    """The parts of a series whose slices ``left_out`` (header, why) were unusable: the
+    loadable ones say which slices they lack; with none loadable, those slices are a refused
+    part of their own that says why."""
+    named = [(header.path.name, why) for header, why in left_out]
+    if any(p.loadable and p.kind in _STACKS for p in parts):
+        return [_with_left_out(p, named) if p.loadable and p.kind in _STACKS else p for p in parts]
+    shown = "; ".join(f"{name}: {why}" for name, why in named[:3])
+    more = f" (and {len(named) - 3} more)" if len(named) > 3 else ""
+    first = left_out[0][0]
+    refused = SeriesInfo(
+        key="",
+        kind=SeriesKind.VOLUME,
+        metadata=metadata_of(first),
+        files=tuple(header.path for header, _why in left_out),
+        size_xyz=(first.columns, first.rows, len(left_out)),
+        loadable=False,
+        reason=f"{len(named)} file(s) without usable geometry, so no volume: {shown}{more}",
+    )
+    return [*parts, refused]
 
 
 # What classify() reads (but the position, parsed apart) and what splits stackable slices.
@@ -421,13 +561,19 @@ def _classify(
             "from another series), not an acquired volume"
         )
     if position_values != 3 or len(decimal_values(orientation)) != 6:
-        return SeriesKind.NON_IMAGE, (
-            "images without position in the patient (no "
-            "ImagePositionPatient/ImageOrientationPatient)"
-        )
+        return SeriesKind.NON_IMAGE, _NO_POSITION
     if len(decimal_values(pixel_spacing)) != 2:
-        return SeriesKind.NON_IMAGE, "images without pixel spacing: sizes would be unknown"
+        return SeriesKind.NON_IMAGE, _NO_SPACING
     return SeriesKind.VOLUME, ""
+
+
+_NO_POSITION = (
+    "images without position in the patient (no ImagePositionPatient/ImageOrientationPatient)"
+)
+_NO_SPACING = "images without pixel spacing: sizes would be unknown"
+# A slice whose geometry is present but damaged is classified as having none: it is named
+# as left out of its series instead (slice_checks.unusable_slices says why).
+_GEOMETRY_REASONS = (_NO_POSITION, _NO_SPACING)
 
 
 _LOCALIZER_WORDS = ("LOCALIZER", "LOCALISER", "SCOUT", "SURVEY", "TOPOGRAM", "SCANOGRAM", "PILOT")
@@ -517,10 +663,30 @@ def _stack_part(
             f"{time_points} time points (or repetitions) at the same positions: the "
             "first is loaded."
         )
+    elif not geometry.regular:
+        # Uneven or tilted may be one damaged position: resampling across it would stretch
+        # the volume over metres. Leave such a slice out, and say so.
+        outliers = outlying_slices(
+            points if points is not None else np.asarray(positions), orientation
+        )
+        if outliers:
+            named = [(group[i].path.name, why) for i, why in sorted(outliers.items())]
+            keep = [i for i in range(len(group)) if i not in outliers]
+            group = chosen = [group[i] for i in keep]
+            chosen_positions = positions = [positions[i] for i in keep]
+            geometry = analyse_stack(chosen_positions, orientation)
+            warnings.append(left_out_warning(named, len(group)))
     warnings.extend(geometry.describe_problems())
     stacked = slice_count = len(geometry.order)
     if slice_count == 1:
-        spacing_z = first.number("slice_thickness", 1.0) or 1.0
+        spacing_z = first.number("slice_thickness", 0.0)
+        if not 0 < spacing_z < PLAUSIBLE_PIXEL_MM:  # absent, zero, NaN...
+            if first.slice_thickness:
+                warnings.append(
+                    f"SliceThickness ({first.slice_thickness[:40]}) is not a usable size: "
+                    "1 mm assumed."
+                )
+            spacing_z = 1.0
         warnings.append("A single slice: shown as a volume one slice thick.")
     else:
         spacing_z = geometry.spacing_mm
@@ -589,6 +755,8 @@ _PIXEL_FIELDS = operator.attrgetter(
     "rows",
     "columns",
     "bits_allocated",
+    "bits_stored",
+    "high_bit",
     "transfer_syntax",
     "pixel_length",
     "rescale_slope",
@@ -601,10 +769,13 @@ def _pixel_terms(header: DicomHeader) -> tuple[float, float, bool]:
     expected = header.rows * header.columns * max(header.bits_allocated // 8, 1)
     slope = decimal_values(header.rescale_slope)  # header.number(), without its per-file cache
     intercept = decimal_values(header.rescale_intercept)
+    # The raw path keeps the low BitsStored bits: high-aligned values (HighBit above
+    # BitsStored - 1, old ACR-NEMA files) are left to the decoder, which shifts them.
+    low_aligned = header.high_bit in (-1, (header.bits_stored or header.bits_allocated) - 1)
     return (
         (slope[0] if slope else 1.0) or 1.0,
         intercept[0] if intercept else 0.0,
-        header.uncompressed and header.pixel_length == expected,
+        header.uncompressed and header.pixel_length == expected and low_aligned,
     )
 
 

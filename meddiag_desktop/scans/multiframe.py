@@ -16,6 +16,7 @@ import numpy as np
 import pydicom
 
 from meddiag_desktop.domain import ScanMetadata, SeriesInfo, SeriesKind, vector3
+from meddiag_desktop.scans import slice_checks
 from meddiag_desktop.scans.dicom_header import DicomHeader
 from meddiag_desktop.scans.errors import ScanError
 from meddiag_desktop.scans.slice_geometry import analyse_stack
@@ -89,6 +90,12 @@ def plan_frames(ds: pydicom.Dataset, path: Path) -> FramePlan:
             float(intercept if intercept is not None else getattr(ds, "RescaleIntercept", 0) or 0)
         )
         order_keys.append(_temporal_key(per_frame, index))
+    for index in range(count):
+        problem = slice_checks.frame_problem(
+            positions[index], orientations[index], spacing or (), (slopes[index], intercepts[index])
+        )
+        if problem:  # a NaN here became NaN spacing in the volume, silently
+            raise ScanError(path, f"frame {index + 1}: {problem}")
     warnings: list[str] = []
     orientation_groups: dict[tuple[float, ...], list[int]] = {}
     for index, orientation in enumerate(orientations):

@@ -203,3 +203,86 @@ def resample_to_regular_grid(
         coords = np.stack([np.full_like(yy, z_index[k]), yy - sy[k], xx - sx[k]])
         out[k] = ndimage.map_coordinates(source, coords, order=1, mode="constant", cval=fill_value)
     return out, (float(origin[0]), float(origin[1]), float(origin[2]))
+
+
+# An outlying slice (a damaged position) is told from genuine uneven spacing or gantry tilt by
+# how far it lies from what the other slices agree on: off the line they are stacked along by
+# more than this (or than half their usual gap), or beyond the end of the stack by more than
+# this many usual gaps. Real tilted stacks lie on their line to 0.01 mm; real gaps varied by
+# up to 2x here (shared data: 1.08-7.00 mm around a 4 mm median, one missing slice of 5 mm).
+OFF_LINE_MM = 2.0
+END_GAP_FACTOR = 5.0
+# More outliers than this are no outliers: that is the series' geometry, resampled as such.
+_MAX_OUTLIER_FRACTION = 0.1
+_REFERENCE_SLICES = 64  # enough for a robust line; bounds the work at n x 64 pairs
+
+
+def outlying_slices(points: np.ndarray, orientation: tuple[float, ...]) -> dict[int, str]:
+    """Index -> why, for the few slices whose position is far from where the others agree a
+    slice may be; empty when there are none, or too many to call outliers.
+
+    The line is fitted by repeated medians (Siegel), so one wild slice cannot bend it: the
+    sideways position of each slice against its distance along the normal (a straight line
+    for an untilted or a tilted stack alike). Then slices at either end further from the
+    next than :data:`END_GAP_FACTOR` of the other gaps are taken off, one at a time.
+    """
+    points = np.asarray(points, dtype=float).reshape(-1, 3)
+    count = len(points)
+    if count < 3:
+        return {}
+    _row, _col, normal = row_col_normal(orientation)
+    along = points @ normal
+    sideways = points - along[:, np.newaxis] * normal
+    found: dict[int, str] = {}
+    off = _off_the_line(along, sideways)
+    gaps = np.diff(np.sort(along))
+    usual_gap = _median(gaps[gaps > POSITION_TOLERANCE_MM]) if np.any(gaps > 0) else 0.0
+    tolerance = max(OFF_LINE_MM, usual_gap / 2)
+    for index in np.flatnonzero(off > tolerance).tolist():
+        found[index] = f"its position lies {off[index]:.0f} mm off the line of the other slices"
+    remaining = [i for i in np.argsort(along, kind="stable").tolist() if i not in found]
+    while len(remaining) >= 3:
+        ends = _far_end(along[remaining])
+        if ends is None:
+            break
+        end, gap, usual = ends
+        index = remaining.pop(end)
+        found[index] = (
+            f"its position lies {gap:.0f} mm beyond the next slice, {gap / usual:.0f} times the "
+            "usual gap"
+        )
+    if len(found) > max(1, int(_MAX_OUTLIER_FRACTION * count)):
+        return {}
+    return found
+
+
+def _off_the_line(along: np.ndarray, sideways: np.ndarray) -> np.ndarray:
+    """How far (mm) each slice lies from the line fitted through all by repeated medians."""
+    count = len(along)
+    references = np.arange(0, count, max(1, count // _REFERENCE_SLICES))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        steps = along[np.newaxis, :] - along[references, np.newaxis]
+        moves = sideways[np.newaxis, :, :] - sideways[references, np.newaxis, :]
+        slopes = moves / steps[:, :, np.newaxis]
+        slopes[np.abs(steps) <= POSITION_TOLERANCE_MM] = np.nan  # itself, or a repeat
+        per_reference = np.nanmedian(slopes, axis=1)
+        slope = np.nanmedian(per_reference, axis=0)
+        if not np.all(np.isfinite(slope)):
+            return np.zeros(count)
+        intercept = np.median(sideways - along[:, np.newaxis] * slope, axis=0)
+        return _row_norms(sideways - intercept - along[:, np.newaxis] * slope)
+
+
+def _far_end(sorted_along: np.ndarray) -> tuple[int, float, float] | None:
+    """(0 or -1, its gap, the usual gap) for the end slice further from its neighbour than
+    :data:`END_GAP_FACTOR` times the median of the other gaps; None when neither is."""
+    gaps = np.diff(sorted_along)
+    candidates = []
+    for end, gap, others in ((0, gaps[0], gaps[1:]), (-1, gaps[-1], gaps[:-1])):
+        usual = _median(others)
+        if usual > POSITION_TOLERANCE_MM and gap > END_GAP_FACTOR * usual:
+            candidates.append((gap / usual, end, float(gap), usual))
+    if not candidates:
+        return None
+    _ratio, end, gap, usual = max(candidates)
+    return end, gap, usual

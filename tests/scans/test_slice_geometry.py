@@ -12,6 +12,7 @@ from meddiag_desktop.scans.multiframe import plan_frames
 from meddiag_desktop.scans.slice_geometry import (
     analyse_stack,
     direction_from_orientation,
+    outlying_slices,
     resample_to_regular_grid,
 )
 
@@ -234,3 +235,45 @@ def test_near_duplicate_frames_of_a_multiframe_file_are_refused(tmp_path) -> Non
     ]
     with pytest.raises(ScanError, match="almost"):
         plan_frames(ds, tmp_path / "enhanced.dcm")
+
+
+def tilted_uneven_stack(count: int = 40) -> np.ndarray:
+    """A gantry-tilted stack (each slice 0.33 mm further along y per mm along z) whose gaps
+    vary between 1 and 7 mm, as the GE tilt series in the shared data does."""
+    gaps = np.random.default_rng(3).uniform(1.0, 7.0, count - 1)
+    z = np.concatenate([[0.0], np.cumsum(gaps)])
+    return np.column_stack([np.full(count, -120.0), -100.0 + 0.33 * z, z])
+
+
+def test_genuine_tilt_and_uneven_gaps_have_no_outliers() -> None:
+    assert outlying_slices(tilted_uneven_stack(), AXIAL) == {}
+
+
+@pytest.mark.parametrize(
+    ("index", "position"),
+    [(17, (0.0, 0.0, 0.0)), (25, (-120.0, 40.0, 60.0)), (39, (-120.0, 60.0, 1e4))],
+    ids=["origin", "sideways-in-range", "far-along"],
+)
+def test_one_wild_position_is_an_outlier(index: int, position: tuple[float, ...]) -> None:
+    points = tilted_uneven_stack()
+    points[index] = position
+    found = outlying_slices(points, AXIAL)
+    assert list(found) == [index]
+    assert "position lies" in found[index]
+
+
+def test_a_far_end_slice_on_the_line_is_an_outlier() -> None:
+    points = tilted_uneven_stack()
+    z = points[-2, 2] + 200.0
+    points[-1] = (-120.0, -100.0 + 0.33 * z, z)
+    found = outlying_slices(points, AXIAL)
+    assert list(found) == [len(points) - 1]
+    assert "beyond the next slice" in found[len(points) - 1]
+
+
+def test_many_off_line_slices_are_the_geometry_not_outliers() -> None:
+    """A series made of two stations side by side is resampled as it is (with its warnings),
+    not cut down to one of them."""
+    points = tilted_uneven_stack()
+    points[::2, 0] += 50.0
+    assert outlying_slices(points, AXIAL) == {}
