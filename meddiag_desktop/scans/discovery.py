@@ -89,6 +89,8 @@ def discover(path: Path | str, progress: ProgressCallback | None = None) -> list
                 ) from None
             strangers.append(file)
         except ScanError as exc:
+            if root.is_file():
+                raise  # the one file asked for: its own error, not a listing of nothing
             unreadable.append(exc)
     if progress is not None:
         progress(Progress(1.0, "grouping series", f"{len(files)} files read"))

@@ -70,7 +70,7 @@ def test_file_that_is_not_a_scan_shows_a_message(
     main_window.open_path(junk)
     qtbot.waitUntil(main_window.message_bar.isVisible, timeout=TIMEOUT_MS)
     assert main_window.message_bar.level is MessageLevel.ERROR
-    assert "neither DICOM nor" in main_window.message_bar.text()
+    assert "notes.dcm: is named as a DICOM file but is not one" in main_window.message_bar.text()
 
 
 def test_a_file_name_with_terminal_escapes_is_shown_without_them(
