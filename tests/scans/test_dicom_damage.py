@@ -181,6 +181,29 @@ def test_slice_with_unusable_geometry_is_left_out_and_named(
     np.testing.assert_allclose(volume.array_zyx[kept], head_ct_volume.array_zyx[kept])
 
 
+def test_slice_with_nan_position_imports_and_infers_with_the_warning(
+    head_ct: SeriesInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same damage used to end `import` with a NOT NULL failure and `infer` with a
+    TypeError traceback: both now finish, on finite geometry, and say which slice was left out."""
+    files = copy_head_ct(head_ct, tmp_path / "ct")
+    victim = files[10]
+    set_element(victim, 0x00200032, b"-115.5\\nan\\721.21")
+    db = f"sqlite:///{tmp_path / 'cases.sqlite3'}"
+    code, out, err = run_cli(capsys, "import", str(tmp_path / "ct"), "--db", db, "--json")
+    assert code == 0, err
+    assert "STD BRAIN" in out
+    code, out, err = run_cli(
+        capsys, "infer", str(tmp_path / "ct"), "--model", "demo-lung-nodules",
+        "--out", str(tmp_path / "pred"), "--db", db, "--force-anatomy",
+    )
+    assert code == 0, err
+    findings = (tmp_path / "pred" / "findings.json").read_text()
+    assert victim.name in findings and "left out" in findings
+    mask = sitk.ReadImage(str(tmp_path / "pred" / "mask.nii.gz"))
+    assert np.all(np.isfinite(mask.GetSpacing())) and np.all(np.isfinite(mask.GetOrigin()))
+
+
 def test_series_whose_every_slice_has_nan_spacing_is_refused(
     head_ct: SeriesInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
