@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -90,8 +91,45 @@ def demo_model() -> Path:
     return next((REPO / "models" / "demo_lung_nodules").glob("*.onnx"))
 
 
-def test_control_the_detector_sees_onnxruntime_telemetry(tmp_path: Path, demo_model: Path) -> None:
-    """A bare onnxruntime session with the switch off is seen looking up its telemetry host."""
+def test_control_the_detector_sees_a_socket_from_any_thread(tmp_path: Path) -> None:
+    """strace, as this test runs it, sees an AF_INET socket opened by a child's second thread."""
+    script = (
+        "import socket, threading\n"
+        "def ping():\n"
+        "    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:\n"
+        "        s.connect(('192.0.2.1', 9))\n"
+        "t = threading.Thread(target=ping); t.start(); t.join()\n"
+    )
+    trace = tmp_path / "trace.txt"
+    done = traced([sys.executable, "-c", script], trace, clean_env(tmp_path), timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert any("AF_INET" in line for line in network_use(trace)), trace.read_text()[-2000:]
+
+
+def resolver_facts() -> str:
+    """What decides whether a host lookup opens a socket here (for the control's message)."""
+    facts = []
+    for name in ("/etc/nsswitch.conf", "/etc/resolv.conf"):
+        try:
+            lines = Path(name).read_text().splitlines()
+        except OSError as error:
+            facts.append(f"{name}: {error.strerror}")
+            continue
+        wanted = [x for x in lines if x.startswith(("hosts:", "nameserver"))]
+        facts.append(f"{name}: {wanted}")
+    return "; ".join(facts)
+
+
+def test_control_the_detector_sees_onnxruntime_telemetry(
+    tmp_path: Path, demo_model: Path, artifacts_dir: Path
+) -> None:
+    """A bare onnxruntime session with the switch off is telemetry on: files, and lookups if any.
+
+    The telemetry files are the proof that the switch was off. The lookups are what onnxruntime
+    does next; on a machine whose resolver answers from files alone (no DNS server configured)
+    a lookup opens no socket at all, so there the socket detector is shown working by the
+    control above and this one records what it saw instead of failing.
+    """
     home = tmp_path / "home"
     home.mkdir()
     script = (
@@ -100,9 +138,34 @@ def test_control_the_detector_sees_onnxruntime_telemetry(tmp_path: Path, demo_mo
         "time.sleep(25)\n"
     )
     trace = tmp_path / "trace.txt"
-    traced([sys.executable, "-c", script], trace, clean_env(home), timeout=120)
-    assert network_use(trace), "the detector saw no lookup from a session with telemetry on"
-    assert microsoft_cache(home), "onnxruntime wrote no telemetry files with its switch off"
+    done = traced([sys.executable, "-c", script], trace, clean_env(home), timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    files = microsoft_cache(home)
+    seen = network_use(trace)
+    report = (
+        f"telemetry files: {[str(f.relative_to(home)) for f in files]}\n"
+        f"network lines seen: {len(seen)}\n" + "\n".join(seen[:20]) + "\n"
+        f"resolver: {resolver_facts()}\n"
+    )
+    (artifacts_dir / "no_network_control.txt").write_text(report)
+    assert files, "onnxruntime wrote no telemetry files with its switch off\n" + report
+    if not seen:
+        lookup = tmp_path / "lookup.txt"
+        probe = (
+            "import socket\n"
+            "try: socket.getaddrinfo('mobile.events.data.microsoft.com', 443)\n"
+            "except OSError: pass\n"
+        )
+        traced([sys.executable, "-c", probe], lookup, clean_env(home), timeout=60)
+        assert not network_use(lookup), (
+            "a plain host lookup opens a socket here, yet the telemetry session opened none\n"
+            + report
+        )
+        warnings.warn(
+            "host lookups open no socket on this machine; telemetry lookups could not be seen "
+            f"({resolver_facts()})",
+            stacklevel=1,
+        )
 
 
 def test_cli_infer_opens_no_socket(tmp_path: Path) -> None:
