@@ -64,6 +64,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from meddiag_desktop.display.window_level import (
+    SliceWindower,
+    WindowLevel,
+    dragged_window,
+    looks_like_ct,
+    presets_for,
+    value_range,
+)
 from meddiag_desktop.domain import Finding, Volume
 from meddiag_desktop.viewer.crosshair import line_planes
 from meddiag_desktop.viewer.keymap import KeyContext, command_for_key, key_names
@@ -85,14 +93,6 @@ from meddiag_desktop.viewer.plane_geometry import (
 )
 from meddiag_desktop.viewer.plane_view import PlaneView
 from meddiag_desktop.viewer.view_tool import ViewTool
-from meddiag_desktop.viewer.window_level import (
-    SliceWindower,
-    WindowLevel,
-    dragged_window,
-    looks_like_ct,
-    presets_for,
-    value_range,
-)
 
 _PLACEHOLDER = "Open a folder or a file (Ctrl+O, Ctrl+Shift+O) or drop it here"
 _CELLS = {Plane.AXIAL: (0, 0), Plane.CORONAL: (0, 1), Plane.SAGITTAL: (1, 0)}

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from meddiag_desktop.display.window_level import SliceWindower
 from meddiag_desktop.domain import Volume
 from meddiag_desktop.viewer.crosshair import PLANE_COLOURS, Crosshair
 from meddiag_desktop.viewer.keymap import command_for_key
@@ -43,7 +44,6 @@ from meddiag_desktop.viewer.overlay import OverlayLayer, OverlayStyle, RegionBox
 from meddiag_desktop.viewer.plane_geometry import Plane, PlaneMapping, VoxelZYX
 from meddiag_desktop.viewer.slice_box import PlaneViewBox
 from meddiag_desktop.viewer.view_tool import ViewTool
-from meddiag_desktop.viewer.window_level import SliceWindower
 
 PAGE_STEP = 10
 _MARGIN = 6

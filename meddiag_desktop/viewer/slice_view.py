@@ -21,10 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from meddiag_desktop.display.window_level import WindowLevel, presets_for
 from meddiag_desktop.domain import Volume
 from meddiag_desktop.viewer.display_orientation import DisplayOrientation, orientation_of
 from meddiag_desktop.viewer.slice_box import SliceViewBox
-from meddiag_desktop.viewer.window_level import WindowLevel, presets_for
 
 _BACKGROUND = "#000000"
 _PLACEHOLDER = "Open a folder or a file (Ctrl+O, Ctrl+Shift+O) or drop it here"

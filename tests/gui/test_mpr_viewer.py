@@ -14,11 +14,11 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 from scipy import ndimage
 
+from meddiag_desktop.display.window_level import WindowLevel, dragged_window, value_range
 from meddiag_desktop.domain import ScanMetadata, Volume
 from meddiag_desktop.viewer.mpr_viewer import MprViewer, voxel_readout
 from meddiag_desktop.viewer.plane_geometry import Plane, plane_mappings
 from meddiag_desktop.viewer.plane_view import PlaneView
-from meddiag_desktop.viewer.window_level import WindowLevel, dragged_window, value_range
 
 pytestmark = pytest.mark.gui
 

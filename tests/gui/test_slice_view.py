@@ -11,10 +11,10 @@ from PySide6.QtCore import Qt
 
 from meddiag_desktop.app import scan_controller
 from meddiag_desktop.app.scan_controller import ScanController
+from meddiag_desktop.display.window_level import looks_like_ct, presets_for
 from meddiag_desktop.domain import ScanMetadata, SeriesInfo, SeriesKind, Volume
 from meddiag_desktop.viewer.display_orientation import orientation_of
 from meddiag_desktop.viewer.slice_view import SliceView
-from meddiag_desktop.viewer.window_level import looks_like_ct, presets_for
 
 pytestmark = pytest.mark.gui
 

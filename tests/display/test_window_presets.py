@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from meddiag_desktop.domain import ScanMetadata, Volume
-from meddiag_desktop.viewer.window_level import (
+from meddiag_desktop.display.window_level import (
     CT_PRESETS,
     SliceWindower,
     WindowLevel,
@@ -14,6 +13,7 @@ from meddiag_desktop.viewer.window_level import (
     percentile_windows,
     presets_for,
 )
+from meddiag_desktop.domain import ScanMetadata, Volume
 
 
 def reference(plane: np.ndarray, window: WindowLevel) -> np.ndarray:
