@@ -17,7 +17,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from meddiag_desktop.domain import ScanMetadata, SeriesInfo, SeriesKind, Volume, matrix3, vector3
-from meddiag_desktop.scans import gzip_stream, nifti_header, text_image_headers, volume_geometry
+from meddiag_desktop.scans import (
+    gzip_stream,
+    nifti_header,
+    payload_size,
+    text_image_headers,
+    text_image_payload,
+    volume_geometry,
+)
 from meddiag_desktop.scans.errors import ScanError
 from meddiag_desktop.scans.gzip_stream import DamagedStream
 
@@ -100,20 +107,32 @@ def _listed_geometry_problem(reader: sitk.ImageFileReader) -> str:
 def verified_for_import(series: SeriesInfo) -> SeriesInfo:
     """``series``, marked not loadable when its file's full contents fail their check.
 
-    Listing trusts a gzip trailer that matches the header (cheap); a case should not be made
-    from a file whose compressed data fails its CRC, so import inflates it once in full.
+    Listing trusts a gzip trailer that matches the header and a zlib stream of the size its
+    header gives (cheap); a case should not be made from a file whose compressed data fails
+    its checksum or holds another amount than declared, so import inflates it once in full.
     """
     if series.kind is not SeriesKind.FILE or not series.loadable or not series.files:
         return series
     path = series.files[0]
     check = _header_problem(path)
-    if check.problem or check.trailer is None:
-        return replace(series, loadable=False, reason=check.problem) if check.problem else series
+    problem = check.problem or _inflated_problem(path, check)
+    return replace(series, loadable=False, reason=problem) if problem else series
+
+
+def _inflated_problem(path: Path, check: _HeaderCheck) -> str:
+    """What a full inflate of the file's compressed data finds that the listing did not look
+    for (see :class:`_HeaderCheck`); empty for sound or uncompressed data."""
+    if check.deferred is not None:
+        return text_image_payload.full_problem(check.deferred)
+    if check.trailer is None:
+        return ""
     try:
-        gzip_stream.verify_whole_stream(path, check.data_end)
+        gzip_stream.verify_whole_stream(
+            check.data_file or path, check.data_end, start=check.stream_start
+        )
     except DamagedStream as exc:
-        return replace(series, loadable=False, reason=str(exc))
-    return series
+        return str(exc)
+    return ""
 
 
 def _replace_reason(series: SeriesInfo, reason: str) -> SeriesInfo:
@@ -172,8 +191,11 @@ def _read_image(path: Path) -> sitk.Image:
     if not os.access(path, os.R_OK):
         raise ScanError(path, "cannot be read (permission denied)")
     check = _header_problem(path)
-    if check.problem:
-        raise ScanError(path, check.problem)
+    problem = check.problem
+    if not problem and check.deferred is not None:  # before SimpleITK reads a bad stream
+        problem = text_image_payload.full_problem(check.deferred)
+    if problem:
+        raise ScanError(path, problem)
     # SimpleITK silently reads X.nii when asked for X.nii.gz and both exist (PITFALLS.md):
     # read such a file from a folder of its own.
     twin = path.with_name(path.name[:-3]) if path.name.lower().endswith(".nii.gz") else None
@@ -196,24 +218,58 @@ def _read_image(path: Path) -> sitk.Image:
 class _HeaderCheck:
     """What a file's header promises, checked against what the file holds.
 
-    ``trailer`` is set for a gzip file whose contents still need their CRC checked (its trailer
-    matched the header's size, so the data was not inflated in full here).
+    ``trailer`` is set for a gzip stream whose contents still need their CRC checked (its
+    trailer matched the header's size, so the data was not inflated in full here): the NIfTI
+    file itself, or an NRRD's data from ``stream_start`` on, in ``data_file`` when detached.
+    ``deferred`` is a compressed MetaImage's zlib stream, whose Adler-32 and inflated length
+    only a full inflate can check; the loader and import do that, the listing does not.
     """
 
     problem: str = ""
-    data_end: int = 0
-    vox_offset: int = 0
+    data_end: int = 0  # uncompressed offset where the voxels end
+    vox_offset: int = 0  # uncompressed offset where they start
     trailer: gzip_stream.Trailer | None = None
+    stream_start: int = 0
+    data_file: Path | None = None
+    deferred: text_image_payload.Payload | None = None
 
 
 def _header_problem(path: Path) -> _HeaderCheck:
     """Header fields SimpleITK would silently accept, and data that ends before the header says."""
-    if _suffix(path) not in (".nii", ".nii.gz"):
-        return _HeaderCheck(text_image_headers.header_problem(path))
     try:
-        return _nifti_check(path)
+        if _suffix(path) in (".nii", ".nii.gz"):
+            return _nifti_check(path)
+        return _text_image_check(path)
     except OSError:
         return _HeaderCheck()  # unreadable: the reader says why
+
+
+def _text_image_check(path: Path) -> _HeaderCheck:
+    """MetaImage/NRRD geometry fields, then the voxel data's size against the header's.
+
+    A gzip NRRD whose trailer matches the declared size gets its CRC checked by the loader
+    over SimpleITK's own buffer (as ``.nii.gz``); any other trailer means a full inflate here.
+    """
+    problem = text_image_headers.header_problem(path)
+    payload = None if problem else text_image_payload.declared_payload(path)
+    if payload is None:
+        return _HeaderCheck(problem)
+    problem = text_image_payload.quick_problem(payload)
+    if problem:
+        return _HeaderCheck(problem)
+    if payload.encoding == "zlib":
+        return _HeaderCheck(deferred=payload)
+    if payload.encoding != "gzip":
+        return _HeaderCheck()
+    trailer = gzip_stream.read_trailer(payload.data_file)
+    if trailer is not None and trailer.size_mod_2_32 == payload.declared % 2**32:
+        return _HeaderCheck(
+            data_end=payload.declared,
+            trailer=trailer,
+            stream_start=payload.start,
+            data_file=payload.data_file,
+        )
+    return _HeaderCheck(text_image_payload.full_problem(payload))
 
 
 def _nifti_check(path: Path) -> _HeaderCheck:
@@ -246,6 +302,8 @@ def _nifti_check(path: Path) -> _HeaderCheck:
     if not compressed:
         size = path.stat().st_size
         held = "" if size >= needed else f"is truncated: {size:,} of {needed:,} bytes"
+        if size > needed:  # bytes between the header and vox_offset are extensions, not data
+            held = payload_size.surplus_problem(size - int(header.vox_offset), header.data_bytes)
         return _HeaderCheck(held, needed)
     trailer = gzip_stream.read_trailer(path)
     if trailer is not None and trailer.size_mod_2_32 == needed % 2**32:
@@ -255,6 +313,8 @@ def _nifti_check(path: Path) -> _HeaderCheck:
     except DamagedStream as exc:
         return _HeaderCheck(str(exc), needed)
     held = "" if inflated >= needed else f"is truncated: {inflated:,} of {needed:,} bytes"
+    if inflated > needed:
+        held = payload_size.surplus_problem(inflated - int(header.vox_offset), header.data_bytes)
     return _HeaderCheck(held, needed)
 
 
@@ -270,12 +330,13 @@ def _verify_inflated(path: Path, check: _HeaderCheck, image: sitk.Image) -> None
     """
     assert check.trailer is not None
     voxels = sitk.GetArrayViewFromImage(image)  # ``image`` stays referenced while it is used
+    stream = check.data_file or path
     try:
-        head = gzip_stream.inflate_prefix(path, check.vox_offset)
+        head = gzip_stream.inflate_prefix(stream, check.vox_offset, start=check.stream_start)
         parts = [memoryview(head), np.ascontiguousarray(voxels).data.cast("B")]
         if gzip_stream.crc_matches(check.trailer, parts):
             return
-        gzip_stream.verify_whole_stream(path, check.data_end)
+        gzip_stream.verify_whole_stream(stream, check.data_end, start=check.stream_start)
     except DamagedStream as exc:
         raise ScanError(path, str(exc)) from exc
 

@@ -4,8 +4,9 @@ SimpleITK (ITK 5.4) reads NIfTI headers generously where a reviewer needs it str
 PITFALLS.md): it reads voxels by ``datatype`` whatever ``bitpix`` says, zero-fills data that ends
 early, turns a NaN, infinite or zero ``pixdim`` into 1 mm, takes a negative one as its absolute
 value and mirrors that axis (nibabel refuses it: "pixdims[1,2,3] should be positive"), and
-replaces a NaN ``qoffset`` with 0. Each of those gives a plausible but wrong scan, so the header
-is checked here first and each becomes a reason naming the field.
+replaces a NaN ``qoffset`` with 0, and reads a 348-byte header without the NIfTI magic as
+ANALYZE 7.5 (origin 0, another direction). Each of those gives a plausible but wrong scan, so
+the header is checked here first and each becomes a reason naming the field.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ DATATYPES: dict[int, tuple[str, int]] = {
     2304: ("RGBA32", 32),
 }
 HEADER_BYTES = 540  # enough for either version
+# magic: NIfTI-1 at bytes 344-347, NIfTI-2 at 4-11 (its first four bytes are what is checked)
+_MAGIC = {1: (b"n+1\0", b"ni1\0"), 2: (b"n+2\0", b"ni2\0")}
+_MAGIC_AT = {1: "bytes 344-347", 2: "bytes 4-7"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class NiftiHeader:
     """What a NIfTI header promises about its voxels and where they sit in space."""
 
     version: int
+    magic: bytes  # four bytes: b"n+1\0" (one file), b"ni1\0" (.hdr/.img pair), or the -2 forms
     dims: tuple[int, ...]  # the used dimensions, dim[1..dim[0]]
     datatype: int
     bitpix: int
@@ -78,6 +83,7 @@ def _nifti1(raw: bytes, order: str) -> NiftiHeader:
     used = dim[0] if 1 <= dim[0] <= 7 else 0
     return NiftiHeader(
         version=1,
+        magic=raw[344:348],
         dims=tuple(dim[1 : used + 1]),
         datatype=struct.unpack_from(order + "h", raw, 70)[0],
         bitpix=struct.unpack_from(order + "h", raw, 72)[0],
@@ -95,6 +101,7 @@ def _nifti2(raw: bytes, order: str) -> NiftiHeader:
     used = dim[0] if 1 <= dim[0] <= 7 else 0
     return NiftiHeader(
         version=2,
+        magic=raw[4:8],
         dims=tuple(dim[1 : used + 1]),
         datatype=struct.unpack_from(order + "h", raw, 12)[0],
         bitpix=struct.unpack_from(order + "h", raw, 14)[0],
@@ -109,6 +116,13 @@ def _nifti2(raw: bytes, order: str) -> NiftiHeader:
 
 def header_problem(header: NiftiHeader) -> str:
     """Why the header cannot describe a trustworthy volume; empty when it can."""
+    if header.magic not in _MAGIC[header.version]:
+        expected = " or ".join(repr(m.rstrip(b"\0").decode()) for m in _MAGIC[header.version])
+        return (
+            f"has no valid NIfTI-{header.version} magic ({_MAGIC_AT[header.version]} are "
+            f"{header.magic!r}, not {expected}): it would be read as an old ANALYZE file "
+            "with a made-up orientation and origin"
+        )
     if not header.dims or any(d <= 0 for d in header.dims):
         return f"has no valid image dimensions in its header (dim {list(header.dims)})"
     known = DATATYPES.get(header.datatype)

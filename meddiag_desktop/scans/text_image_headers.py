@@ -1,10 +1,12 @@
-"""Geometry fields of the text-header formats (MetaImage .mha/.mhd, NRRD .nrrd/.nhdr), checked.
+"""Size and geometry fields of the text-header formats (MetaImage .mha/.mhd, NRRD .nrrd/.nhdr).
 
-SimpleITK accepts nonsense here without a word (measured with ITK 5.4): a MetaImage ``Offset`` of
-NaN or infinity becomes 0, a negative ``ElementSpacing`` its absolute value with the axis left
+SimpleITK accepts nonsense here without a word (measured with ITK 5.4): a ``DimSize`` or
+``sizes`` with a damaged digit is read up to that digit; a MetaImage ``Offset`` of NaN or
+infinity becomes 0, a negative ``ElementSpacing`` its absolute value with the axis left
 unmirrored; an NRRD ``spacings: nan`` or a ``space directions`` entry of ``none`` for an image
 axis becomes 1 mm. The header is read as text and such values refused, naming the field.
-Non-orthonormal directions are left to :mod:`volume_geometry`, which checks what was read.
+Non-orthonormal directions are left to :mod:`volume_geometry`, which checks what was read;
+whether the data holds what the sizes declare, to :mod:`text_image_payload`.
 """
 
 from __future__ import annotations
@@ -20,22 +22,28 @@ _NRRD_VECTOR = re.compile(r"\(([^)]*)\)|none")
 _NRRD_SPATIAL_KINDS = {"domain", "space"}
 
 
+def read_head(path: Path) -> str:
+    """The file's first bytes as text (latin-1 keeps every byte): its header and maybe data."""
+    with open(path, "rb") as handle:
+        return handle.read(_MAX_HEADER).decode("latin-1")
+
+
 def header_problem(path: Path) -> str:
     """Why the file's geometry fields cannot be trusted; empty when they can (or are absent)."""
     name = path.name.lower()
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(_MAX_HEADER).decode("latin-1")
+        head = read_head(path)
     except OSError:
         return ""  # the reader says what is wrong with the file itself
     if name.endswith((".mha", ".mhd")):
-        return _metaimage_problem(_metaimage_fields(head))
+        return _metaimage_problem(metaimage_fields(head))
     if name.endswith((".nrrd", ".nhdr")):
-        return _nrrd_problem(_nrrd_fields(head))
+        return _nrrd_problem(nrrd_fields(head))
     return ""
 
 
-def _metaimage_fields(head: str) -> dict[str, str]:
+def metaimage_fields(head: str) -> dict[str, str]:
+    """``Key = value`` lines up to ``ElementDataFile`` (after which a .mha holds its data)."""
     fields: dict[str, str] = {}
     for line in head.splitlines():
         key, sep, value = line.partition("=")
@@ -54,7 +62,20 @@ def _numbers(text: str) -> list[float] | None:
         return None
 
 
+def _sizes_problem(key: str, text: str | None) -> str:
+    """ITK reads the digits before a damaged byte (``37`` with a flipped ``7`` became 3
+    slices): sizes must be positive whole numbers, all of them."""
+    if text is None:
+        return ""
+    values = text.split()
+    if values and all(re.fullmatch(r"[0-9]+", v) and int(v) > 0 for v in values):
+        return ""
+    return f"has an invalid {key} in its header: {text!r} (each must be a positive whole number)"
+
+
 def _metaimage_problem(fields: dict[str, str]) -> str:
+    if problem := _sizes_problem("DimSize", fields.get("DimSize")):
+        return problem
     spacing_text = fields.get("ElementSpacing")
     if spacing_text is not None:
         spacing = _numbers(spacing_text)
@@ -71,7 +92,8 @@ def _metaimage_problem(fields: dict[str, str]) -> str:
     return ""
 
 
-def _nrrd_fields(head: str) -> dict[str, str]:
+def nrrd_fields(head: str) -> dict[str, str]:
+    """``field: value`` lines (keys lower-cased) up to the blank line that ends the header."""
     fields: dict[str, str] = {}
     for line in head.splitlines()[1:]:  # the first line is the magic NRRD000x
         if not line.strip():
@@ -85,6 +107,8 @@ def _nrrd_fields(head: str) -> dict[str, str]:
 
 
 def _nrrd_problem(fields: dict[str, str]) -> str:
+    if problem := _sizes_problem("sizes", fields.get("sizes")):
+        return problem
     kinds = fields.get("kinds", "").split()
     spatial = [(k.lower() in _NRRD_SPATIAL_KINDS) for k in kinds]
     if "spacings" in fields:

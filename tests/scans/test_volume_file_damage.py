@@ -21,6 +21,7 @@ import SimpleITK as sitk
 from meddiag_desktop import cli
 from meddiag_desktop.domain import IDENTITY_DIRECTION, Volume
 from meddiag_desktop.scans import ScanError, discover, load
+from meddiag_desktop.scans.file_formats import verified_for_import
 from meddiag_desktop.scans.volume_geometry import checked
 
 CT = "ct_abdomen_small/example_ct_sm.nii.gz"
@@ -55,6 +56,18 @@ def refused(path: Path) -> str:
     (listed,) = discover(path)
     assert not listed.loadable
     assert listed.reason
+    return caught.value.reason
+
+
+def refused_on_load(path: Path) -> str:
+    """The reason a file whose damage only a full inflate shows is refused when loaded and
+    when imported (a listing reads headers and sizes only, and may call it loadable)."""
+    with pytest.raises(ScanError) as caught:
+        load(path)
+    assert caught.value.path == path
+    (checked_for_import,) = [verified_for_import(s) for s in discover(path)]
+    assert not checked_for_import.loadable
+    assert checked_for_import.reason == caught.value.reason
     return caught.value.reason
 
 
@@ -307,3 +320,233 @@ def test_real_volume_files_pass_every_new_check(volumes_root: Path) -> None:
         if path.suffix in (".gz", ".mha") and "perfusion" not in path.name:
             volume = load(path)
             assert all(math.isfinite(v) for v in volume.origin_lps_mm)
+
+
+# 6. MetaImage zlib and NRRD gzip streams are checked (Adler-32 / CRC-32, inflated length).
+
+MHA = "formats/mha.mha"
+NRRD = "../dicom/ct_3slice_with_seg_refs/liver_seg.nrrd"  # encoding: gzip, sizes 512 512 3
+
+
+def _split_text_image(data: bytes) -> tuple[bytes, bytes]:
+    """(header, payload) of a MetaImage .mha (data after ElementDataFile) or an NRRD."""
+    if data.startswith(b"NRRD"):
+        end = data.index(b"\n\n") + 2
+    else:
+        end = data.index(b"\n", data.index(b"ElementDataFile")) + 1
+    return data[:end], data[end:]
+
+
+def _with_header_line(data: bytes, key: str, line: str) -> bytes:
+    """``data`` with the header line starting with ``key`` replaced by ``line``."""
+    header, payload = _split_text_image(data)
+    lines = [line if text.startswith(key) else text for text in header.decode().split("\n")]
+    return "\n".join(lines).encode() + payload
+
+
+def _raw_mha(data: bytes) -> bytes:
+    import zlib
+
+    header, payload = _split_text_image(data)
+    text = header.decode().replace("CompressedData = True", "CompressedData = False")
+    text = re.sub(r"CompressedDataSize = \d+\n", "", text)
+    return text.encode() + zlib.decompress(payload)
+
+
+def _raw_nrrd(data: bytes) -> bytes:
+    header, payload = _split_text_image(data)
+    return header.replace(b"encoding: gzip", b"encoding: raw") + gzip.decompress(payload)
+
+
+def _flip_in_payload(data: bytes, count: int = 64) -> bytes:
+    header, payload = _split_text_image(data)
+    return header + flip_middle(payload, count)
+
+
+@pytest.mark.parametrize("count", [1, 64])
+def test_flipped_bytes_in_a_compressed_metaimage_are_refused(
+    volumes_root: Path, tmp_path: Path, count: int
+) -> None:
+    """SimpleITK never checks the zlib stream's Adler-32: such copies loaded with voxels wrong."""
+    damaged = tmp_path / "flipped.mha"
+    damaged.write_bytes(_flip_in_payload((volumes_root / MHA).read_bytes(), count))
+    loaded_anyway = sitk.GetArrayFromImage(sitk.ReadImage(str(damaged)))
+    assert not np.array_equal(loaded_anyway, load(volumes_root / MHA).array_zyx)
+    reason = refused_on_load(damaged)
+    assert "is damaged" in reason and "compressed data" in reason
+
+
+def test_flipped_bytes_in_a_gzip_nrrd_are_refused(volumes_root: Path, tmp_path: Path) -> None:
+    damaged = tmp_path / "flipped.nrrd"
+    damaged.write_bytes(_flip_in_payload((volumes_root / NRRD).read_bytes()))
+    assert not np.array_equal(
+        sitk.GetArrayFromImage(sitk.ReadImage(str(damaged))), load(volumes_root / NRRD).array_zyx
+    )  # the damage is real, and SimpleITK does not see it
+    assert "fails the gzip checksum (CRC)" in refused_on_load(damaged)
+
+
+@pytest.mark.parametrize(
+    ("dim_size", "expected"),
+    [
+        ("64 128 37", "is truncated: its compressed data holds 303,104 of the 606,208 bytes"),
+        ("64 64 36", "8,192 bytes more image data than its header declares (303,104, not 294,912)"),
+    ],
+)
+def test_compressed_metaimage_whose_sizes_disagree_with_its_data_is_refused(
+    volumes_root: Path, tmp_path: Path, dim_size: str, expected: str
+) -> None:
+    """SimpleITK loaded both: the first zero-filled to twice its size, the second one slice
+    short, with the last slice's voxels silently dropped."""
+    damaged = tmp_path / "sizes.mha"
+    data = (volumes_root / MHA).read_bytes()
+    damaged.write_bytes(_with_header_line(data, "DimSize", f"DimSize = {dim_size}"))
+    assert expected in refused_on_load(damaged)
+
+
+def test_metaimage_compressed_data_size_must_match(volumes_root: Path, tmp_path: Path) -> None:
+    data = (volumes_root / MHA).read_bytes()
+    damaged = tmp_path / "size.mha"
+    damaged.write_bytes(
+        _with_header_line(data, "CompressedDataSize", "CompressedDataSize = 131200")
+    )
+    assert "CompressedDataSize = 131200, but 131,270 bytes of compressed data follow" in refused(
+        damaged
+    )
+
+
+def test_raw_metaimage_marked_compressed_is_refused(volumes_root: Path, tmp_path: Path) -> None:
+    """``CompressedData = True`` on raw voxels loaded as garbage (zlib's errors ignored)."""
+    raw = _raw_mha((volumes_root / MHA).read_bytes())
+    damaged = tmp_path / "marked.mha"
+    damaged.write_bytes(_with_header_line(raw, "CompressedData", "CompressedData = True"))
+    assert "is damaged or not zlib data" in refused(damaged)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "key", "line", "expected"),
+    [
+        ("mha", "DimSize", "DimSize = 63 64 37", "4,736 bytes more image data than its header"),
+        ("nrrd", "sizes", "sizes: 511 512 3", "3,072 bytes more image data than its header"),
+    ],
+)
+def test_raw_text_image_that_declares_less_than_it_holds_is_refused(
+    volumes_root: Path, tmp_path: Path, fmt: str, key: str, line: str, expected: str
+) -> None:
+    """A header one row short read without any shortage: every row after it shifted."""
+    raw = (
+        _raw_mha((volumes_root / MHA).read_bytes())
+        if fmt == "mha"
+        else _raw_nrrd((volumes_root / NRRD).read_bytes())
+    )
+    damaged = tmp_path / f"less.{fmt}"
+    damaged.write_bytes(_with_header_line(raw, key, line))
+    assert expected in refused(damaged)
+
+
+def test_gzip_nrrd_that_declares_less_than_it_holds_is_refused(
+    volumes_root: Path, tmp_path: Path
+) -> None:
+    damaged = tmp_path / "less.nrrd"
+    damaged.write_bytes(
+        _with_header_line((volumes_root / NRRD).read_bytes(), "sizes", "sizes: 512 512 2")
+    )
+    assert "524,288 bytes more image data than its header declares (1,572,864, not 1,048,576)" in (
+        refused(damaged)
+    )
+
+
+# 7. A NIfTI header that declares less data than the file holds, or has no NIfTI magic.
+
+
+@pytest.mark.parametrize("name", ["t2.nii", "t2.nii.gz"])
+@pytest.mark.parametrize(
+    "edits",
+    [
+        [("<h", 70, 2), ("<h", 72, 8)],  # int16 -> uint8, consistently: half the data unread
+        [("<h", 44, 53)],  # dim[2] 55 -> 53
+    ],
+)
+def test_nifti_that_declares_less_than_it_holds_is_refused(
+    volumes_root: Path, tmp_path: Path, name: str, edits: list
+) -> None:
+    damaged = nifti_with(volumes_root / T2, tmp_path / name, edits)
+    assert "more image data than its header declares" in refused(damaged)
+
+
+@pytest.mark.parametrize("name", ["t2.nii", "t2.nii.gz"])
+@pytest.mark.parametrize("magic", [b"xyz\0", b"n+3\0", b"n+2\0"])
+def test_nifti_without_its_magic_is_refused(
+    volumes_root: Path, tmp_path: Path, name: str, magic: bytes
+) -> None:
+    """SimpleITK reads it as ANALYZE 7.5: origin 0, another direction, no word said."""
+    damaged = nifti_with(volumes_root / T2, tmp_path / name, [("4s", 344, magic)])  # type: ignore[list-item]
+    assert f"has no valid NIfTI-1 magic (bytes 344-347 are {magic!r}" in refused(damaged)
+
+
+def test_nifti_extensions_before_the_voxels_are_not_surplus(
+    volumes_root: Path, tmp_path: Path
+) -> None:
+    """Bytes between the header and vox_offset are extensions, not excess voxel data."""
+    with gzip.open(volumes_root / T2, "rb") as handle:
+        data = handle.read()
+    vox_offset = int(struct.unpack_from("<f", data, 108)[0])
+    extension = struct.pack("<ii", 32, 6) + b"meddiag test extension\0\0"
+    assert len(extension) == 32
+    out = bytearray(data[:348]) + b"\x01\0\0\0" + extension + data[vox_offset:]
+    struct.pack_into("<f", out, 108, float(348 + 4 + len(extension)))
+    for name in ("ext.nii", "ext.nii.gz"):
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(bytes(out)) if name.endswith(".gz") else bytes(out))
+        np.testing.assert_array_equal(load(path).array_zyx, load(volumes_root / T2).array_zyx)
+
+
+def test_every_shared_volume_file_still_loads(sample_data: Path) -> None:
+    """The payload checks refuse damage only: every NIfTI, MetaImage and NRRD file in the
+    shared data (extensions, 4-D, segmentations) loads or is refused for its old reason."""
+    suffixes = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
+    paths = sorted(p for p in sample_data.rglob("*") if p.name.lower().endswith(suffixes))
+    assert len(paths) > 50
+    for path in paths:
+        (listed,) = discover(path)
+        if "colour" in listed.reason:  # ct_perfusion.nii.gz: RGB, refused for that since before
+            continue
+        assert listed.loadable, f"{path}: {listed.reason}"
+        volume = load(path)
+        assert volume.array_zyx.size > 0
+
+
+@pytest.mark.parametrize(
+    ("fmt", "key", "line", "expected"),
+    [
+        ("mha", "DimSize", "DimSize = 64 64 3\xb7", "invalid DimSize in its header: '64 64 3\xb7'"),
+        ("mha", "DimSize", "DimSize = 64 64 -37", "invalid DimSize in its header: '64 64 -37'"),
+        ("nrrd", "sizes", "sizes: 512 512 3.5", "invalid sizes in its header: '512 512 3.5'"),
+    ],
+)
+def test_sizes_that_are_not_whole_numbers_are_refused(
+    volumes_root: Path, tmp_path: Path, fmt: str, key: str, line: str, expected: str
+) -> None:
+    """ITK read the digits before the flipped byte: ``DimSize = 64 64 3\\xb7`` loaded as 3 of
+    the 37 slices, and the payload could not be checked against a size nobody could parse."""
+    source = volumes_root / (MHA if fmt == "mha" else NRRD)
+    damaged = tmp_path / f"sizes.{fmt}"
+    header, payload = _split_text_image(source.read_bytes())
+    lines = [line if text.startswith(key) else text for text in header.decode().split("\n")]
+    damaged.write_bytes("\n".join(lines).encode("latin-1") + payload)
+    assert expected in refused(damaged)
+
+
+@pytest.mark.parametrize("fmt", ["mha", "raw.mha", "raw.nrrd"])
+def test_cut_text_image_is_listed_as_not_loadable(
+    volumes_root: Path, tmp_path: Path, fmt: str
+) -> None:
+    """A cut MetaImage/NRRD was listed loadable and refused only when loaded: its header's
+    sizes (or CompressedDataSize) say how many bytes must follow, so the listing says it."""
+    data = (volumes_root / MHA).read_bytes()
+    if fmt == "raw.mha":
+        data = _raw_mha(data)
+    elif fmt == "raw.nrrd":
+        data = _raw_nrrd((volumes_root / NRRD).read_bytes())
+    damaged = tmp_path / f"cut.{fmt}"
+    damaged.write_bytes(data[: len(data) * 2 // 3])
+    assert "is truncated: it " in refused(damaged)
