@@ -80,12 +80,20 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true")
     _db_option(info)
     info.set_defaults(run=run_db_info)
-    backup = db_commands.add_parser("backup", help="copy the database and its masks, live")
+    backup = db_commands.add_parser(
+        "backup",
+        help="copy the database and its masks, live",
+        description="The copy is built in a hidden '.NAME.*.incomplete' folder beside NAME and "
+        "renamed into place whole at the end: a backup that exists is complete.",
+    )
     backup.add_argument("--to", type=Path, help="new folder for the copy (default: backups/)")
     _db_option(backup)
     backup.set_defaults(run=run_db_backup)
     check = db_commands.add_parser(
-        "check", help="integrity check; missing, changed and orphan mask files (exit 1 if any)"
+        "check",
+        help="integrity check; missing, changed and orphan mask files (exit 1 if any)",
+        description="What an interrupted save left (a mask file it never committed) is not "
+        "damage: every open of the database removes it, and logs one line naming it.",
     )
     check.add_argument("--scans", action="store_true", help="also re-hash the imported series")
     check.add_argument(

@@ -146,7 +146,8 @@ class Database:
 
     @classmethod
     def open(cls, settings: DatabaseSettings | None = None) -> Database:
-        """Open (creating if new) and bring the schema to the newest revision."""
+        """Open (creating if new), bring the schema to the newest revision, and remove what
+        interrupted mask saves left (files known to be uncommitted: ``pending_masks``)."""
         settings = settings or DatabaseSettings()
         url = resolve_url(settings.url)
         engine = create_database_engine(url, settings.busy_timeout_s)
@@ -159,6 +160,9 @@ class Database:
             else:
                 with database.reading() as session:
                     session.execute(text("SELECT 1"))
+            from meddiag_desktop.db.pending_masks import heal_interrupted_saves
+
+            heal_interrupted_saves(database)
         except BaseException:
             engine.dispose()
             raise

@@ -2,9 +2,13 @@
 
 Reports SQLite's ``integrity_check`` and ``foreign_key_check``, mask rows (the runs' masks and
 the saved edits in ``reviewed_masks``) whose file is missing or whose sha256 differs, mask files
-no row refers to (orphans: a crash between writing the file and committing, or a deleted case
-whose files could not be removed) and leftover temporary files; with ``scans=True`` also the
-imported series whose files vanished or changed.
+nothing explains (orphans: no row refers to them and no journal entry of a save names them - a
+deleted case whose files could not be removed, or a file put there by hand) and leftover
+temporary files; with ``scans=True`` also the imported series whose files vanished or changed.
+
+What an interrupted save leaves is not damage: opening the database removes it (the journal in
+:mod:`.pending_masks`), and a save still in progress elsewhere is journaled, so its file is not
+an orphan either. After a crash, ``db check`` therefore passes without ``--remove-orphans``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.errors import NotImportableError
 from meddiag_desktop.db.importing import fingerprint_files
 from meddiag_desktop.db.masks import files_in, fsync_folder, verify_file
+from meddiag_desktop.db.pending_masks import journaled_mask_names
 from meddiag_desktop.db.records import (
     AuditAction,
     Backend,
@@ -60,13 +65,19 @@ def check_database(db: Database, scans: bool = False) -> CheckReport:
             if scans
             else []
         )
-    # Files are listed after the rows were read: a mask committed meanwhile shows as an orphan
-    # at worst (never as missing), and orphans are only removed once old.
+    # Files are listed after the rows were read (a mask committed meanwhile is never "missing"),
+    # the journal after the files (a save journals its file before writing it and removes the
+    # entry only after its commit), and the rows of what is left read again: a save that ended
+    # between the first read and the journal's listing is seen committed, or its file gone.
     on_disk, temporaries = files_in(db.masks_dir)
+    unexplained = set(on_disk) - {s.relative_path for s in stored}
+    unexplained -= journaled_mask_names(db.masks_dir)
+    if unexplained:
+        with db.reading() as session:
+            unexplained -= set(stored_mask_paths(session))
+        unexplained = {n for n in unexplained if (db.masks_dir / n).is_file()}
     problems: list[MaskProblem] = []
-    referenced = set()
     for where in stored:
-        referenced.add(where.relative_path)
         problem = verify_file(db.masks_dir, where.record)
         if problem is not None:
             kind = (
@@ -77,9 +88,7 @@ def check_database(db: Database, scans: bool = False) -> CheckReport:
                     kind, where.relative_path, where.run_id, where.case_id, where.reviewed_mask_id
                 )
             )
-    problems += [
-        MaskProblem(MaskProblemKind.ORPHAN, name) for name in sorted(set(on_disk) - referenced)
-    ]
+    problems += [MaskProblem(MaskProblemKind.ORPHAN, name) for name in sorted(unexplained)]
     problems += [MaskProblem(MaskProblemKind.LEFTOVER_TEMPORARY, name) for name in temporaries]
     return CheckReport(
         integrity=integrity,

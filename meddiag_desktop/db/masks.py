@@ -1,18 +1,21 @@
 """Mask files: compressed NIfTI label maps in the masks folder, checked against the database.
 
-Order of a save, and why no crash can leave a committed row without its file:
+Order of a save, and why no crash can leave a committed row without its file, nor a file that
+nobody can account for (:func:`mask_written`; the journal is :mod:`.pending_masks`):
 
-1. The label map is written under a fresh random name (``write_label_map`` writes a temporary
-   file, fsyncs it and renames it into place), then the folder is fsynced so the rename itself
-   is durable, then the file is hashed as it lies on disk.
-2. Only then is the run committed, with the file's name, sha256, size and geometry.
-3. If the commit fails the file is removed again.
+1. A journal entry for the save is made durable (``.pending/NAME.lock``, locked while the save
+   runs).
+2. The label map is written inside the entry's folder, fsynced and renamed to ``NAME.nii.gz``
+   in the masks folder, the folder fsynced, the file hashed as it lies on disk.
+3. Only then is the caller's transaction committed, with the file's name, sha256, size and
+   geometry. If it fails the file is removed again.
+4. The journal entry is removed.
 
-A crash between 1 and 2 leaves a file no row refers to (an *orphan*); a crash inside 1 leaves a
-``.partial`` temporary. Both are harmless and ``meddiag db check`` reports them (and removes them
-with ``--remove-orphans`` once they are old enough not to belong to a save in progress).
-A committed row whose file is missing or whose bytes changed is reported too, and
-:func:`load_mask` refuses to hand such a mask out.
+A kill anywhere leaves at most the entry and what it names; the next open of the database sees
+that no live process holds the entry and removes the file unless a committed row refers to it.
+``meddiag db check`` is left with real damage: a committed row whose file is missing or whose
+bytes changed (which :func:`read_verified` refuses to hand out too), or a file no row and no
+journal entry explains (``--remove-orphans`` deletes those once they are old).
 """
 
 from __future__ import annotations
@@ -21,17 +24,19 @@ import contextlib
 import hashlib
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from meddiag_desktop.db import errors
+from meddiag_desktop.db.crash_safe_files import fsync_folder
+from meddiag_desktop.db.pending_masks import MASK_SUFFIX, PendingSave, start_save
 from meddiag_desktop.db.records import MaskGeometry, MaskRecord
 from meddiag_desktop.domain import Volume
 from meddiag_desktop.scans import ScanError, load, write_label_map
 
-MASK_SUFFIX = ".nii.gz"
 TEMPORARY_MARKER = ".partial"
 _GEOMETRY_TOLERANCE = 1e-4
 
@@ -42,20 +47,6 @@ class WrittenMask:
     sha256: str
     size_bytes: int
     geometry: MaskGeometry
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make renames and new files in ``folder`` durable (a no-op where folders can't be opened)."""
-    try:
-        handle = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
 
 
 def file_sha256(path: Path) -> str:
@@ -75,19 +66,49 @@ def geometry_of(volume: Volume) -> MaskGeometry:
     )
 
 
-def write_mask(
-    masks_dir: Path, reference: Volume, labels_zyx: np.ndarray, saving: str = "the model run"
-) -> WrittenMask:
-    """Write a label map durably under a new name; raises MaskWriteError with the reason.
+@contextlib.contextmanager
+def mask_written(
+    masks_dir: Path,
+    reference: Volume,
+    labels_zyx: np.ndarray,
+    saving: str = "the model run",
+    *,
+    database: str,
+) -> Iterator[WrittenMask]:
+    """Write a label map durably under a new name, for the transaction run inside the block.
 
-    ``saving`` names what the mask belongs to, for the message: it was not saved either.
+    Use it as ``with mask_written(...) as mask, db.writing() as session:``: the file is on
+    disk (journaled as pending) before the transaction starts, removed again when the block
+    fails, and its journal entry removed once the transaction has ended either way (see the
+    module docstring). ``database`` (``Database.display_url``) is the database the row goes
+    to, recorded in the journal entry. Raises MaskWriteError with the reason; ``saving`` names
+    what the mask belongs to, for the message: it was not saved either.
     """
     try:
-        if not masks_dir.is_dir():
-            masks_dir.mkdir(parents=True, exist_ok=True)
-            fsync_folder(masks_dir.parent)
-        path = masks_dir / f"{uuid.uuid4().hex}{MASK_SUFFIX}"
-        write_label_map(reference, labels_zyx, path)
+        save = start_save(masks_dir, database)
+    except OSError as exc:
+        raise _not_saved(masks_dir, exc.strerror or str(exc), saving) from exc
+    try:
+        written = _write_staged(save, reference, labels_zyx, saving)
+        try:
+            yield written
+        except BaseException:
+            remove_mask_file(masks_dir, written.relative_path)
+            raise
+    finally:
+        save.finish()
+
+
+def _write_staged(
+    save: PendingSave, reference: Volume, labels_zyx: np.ndarray, saving: str
+) -> WrittenMask:
+    """Step 2 of the module docstring: write in the entry's folder, then rename into place."""
+    masks_dir = save.masks_dir
+    staged = save.staging / save.mask_name
+    path = masks_dir / save.mask_name
+    try:
+        write_label_map(reference, labels_zyx, staged)
+        os.replace(staged, path)
         fsync_folder(masks_dir)
         return WrittenMask(
             relative_path=path.name,
@@ -97,16 +118,17 @@ def write_mask(
         )
     except ScanError as exc:
         reason = _why_not_writable(masks_dir) or exc.reason
-        raise errors.MaskWriteError(
-            f"the mask could not be saved in {masks_dir} ({reason}); {saving} was not saved, "
-            "earlier work is intact"
-        ) from exc
+        raise _not_saved(masks_dir, reason, saving) from exc
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise errors.MaskWriteError(
-            f"the mask could not be saved in {masks_dir} ({reason}); {saving} was not saved, "
-            "earlier work is intact"
-        ) from exc
+        path.unlink(missing_ok=True)
+        raise _not_saved(masks_dir, exc.strerror or str(exc), saving) from exc
+
+
+def _not_saved(masks_dir: Path, reason: str, saving: str) -> errors.MaskWriteError:
+    return errors.MaskWriteError(
+        f"the mask could not be saved in {masks_dir} ({reason}); {saving} was not saved, "
+        "earlier work is intact"
+    )
 
 
 def _why_not_writable(folder: Path) -> str | None:
@@ -127,7 +149,8 @@ def _why_not_writable(folder: Path) -> str | None:
 
 
 def remove_mask_file(masks_dir: Path, relative_path: str) -> bool:
-    """Delete a mask file; False when it is still there (db check reports it as an orphan)."""
+    """Delete a mask file; False when it is still there (db check reports it as an orphan,
+    unless a journal entry of the save it belongs to still explains it)."""
     try:
         (masks_dir / relative_path).unlink()
     except FileNotFoundError:

@@ -3,8 +3,9 @@
 The brush and eraser change the label map the viewer shows. Saving the edit (a review with new
 measurements, or a manual finding) stores that whole map as a new version in the same
 transaction as the decision, the way model-run masks are stored (:mod:`meddiag_desktop.db.masks`):
-the file is written, fsynced and hashed first, the row committed after, and the file removed
-again if the transaction fails. Versions are never changed, so every saved edit stays on file;
+the file is journaled as pending, written, fsynced and hashed first, the row committed after,
+the file removed again if the transaction fails, and a kill anywhere healed at the next open.
+Versions are never changed, so every saved edit stays on file;
 ``CaseDetail.current_reviewed_mask`` says when the newest one is the map the viewer shows.
 """
 
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 from meddiag_desktop.db import errors, records_from_rows
 from meddiag_desktop.db.audit import add_event
 from meddiag_desktop.db.engine import Database
-from meddiag_desktop.db.masks import WrittenMask, read_verified, remove_mask_file, write_mask
+from meddiag_desktop.db.masks import WrittenMask, mask_written, read_verified
 from meddiag_desktop.db.records import AuditAction, MaskEdit, ReviewedMask, StoredFinding
 from meddiag_desktop.db.schema import ModelRunRow, ReviewedMaskRow, UserRow
 from meddiag_desktop.domain import Volume
@@ -39,7 +40,9 @@ class WrittenEdit:
 @contextmanager
 def edit_written(db: Database, edit: MaskEdit | None) -> Iterator[WrittenEdit | None]:
     """Write ``edit``'s file before the caller's transaction (None without an edit); remove it
-    again when the block fails, so a refused or failed save leaves neither row nor file."""
+    again when the block fails, so a refused or failed save leaves neither row nor file, and
+    journal it as pending until the block ends (:func:`~meddiag_desktop.db.masks.mask_written`),
+    so a kill before the commit leaves nothing the next open cannot tell apart and remove."""
     if edit is None:
         yield None
         return
@@ -48,12 +51,10 @@ def edit_written(db: Database, edit: MaskEdit | None) -> Iterator[WrittenEdit | 
             f"the edited label map {edit.labels_zyx.shape} does not fit the scan "
             f"{edit.scan.shape_zyx}"
         )
-    written = write_mask(db.masks_dir, edit.scan, edit.labels_zyx, saving="the edit")
-    try:
+    with mask_written(
+        db.masks_dir, edit.scan, edit.labels_zyx, "the edit", database=db.display_url
+    ) as written:
         yield WrittenEdit(edit, written)
-    except BaseException:
-        remove_mask_file(db.masks_dir, written.relative_path)
-        raise
 
 
 def add_reviewed_mask(

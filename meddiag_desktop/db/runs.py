@@ -23,7 +23,7 @@ from meddiag_desktop.db import errors, records_from_rows
 from meddiag_desktop.db.audit import add_event
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.importing import import_series
-from meddiag_desktop.db.masks import WrittenMask, read_verified, remove_mask_file, write_mask
+from meddiag_desktop.db.masks import WrittenMask, mask_written, read_verified
 from meddiag_desktop.db.records import AuditAction, CaseStatus, ModelRun, ReviewStatus, RunOutcome
 from meddiag_desktop.db.schema import CaseRow, FindingRow, MaskRow, ModelRunRow, SeriesRow, now_utc
 from meddiag_desktop.domain import Finding, Segmentation, SeriesInfo, SeriesKind, Volume
@@ -107,24 +107,24 @@ def store_inference(
     """
     case_id = _case_id(db, case)
     _check_case_accepts_runs(db, case_id, volume)
-    mask = write_mask(db.masks_dir, volume, result.segmentation.labels_zyx)
-    try:
-        with db.writing() as session:
-            run = _add_run(
-                session,
-                db.actor,
-                case_id,
-                result.card,
-                RunOutcome.SUCCEEDED,
-                _provenance(result, parameters, started_at),
-            )
-            _add_findings(session, case_id, run.id, result.findings)
-            _add_mask(session, run.id, mask, result.segmentation.label_names)
-            _after_run(session, db.actor, case_id, run, len(result.findings), mask)
-            return run.id
-    except BaseException:
-        remove_mask_file(db.masks_dir, mask.relative_path)
-        raise
+    labels = result.segmentation.labels_zyx
+    # The file is journaled as pending until the transaction ends (masks.mask_written).
+    with (
+        mask_written(db.masks_dir, volume, labels, database=db.display_url) as mask,
+        db.writing() as session,
+    ):
+        run = _add_run(
+            session,
+            db.actor,
+            case_id,
+            result.card,
+            RunOutcome.SUCCEEDED,
+            _provenance(result, parameters, started_at),
+        )
+        _add_findings(session, case_id, run.id, result.findings)
+        _add_mask(session, run.id, mask, result.segmentation.label_names)
+        _after_run(session, db.actor, case_id, run, len(result.findings), mask)
+        return run.id
 
 
 def store_failed_run(
