@@ -223,7 +223,7 @@ def _share_out(
     stop = threading.Event()
 
     def run(report: bool) -> None:
-        next_report = 0
+        next_report = next_report_at_start
         while not stop.is_set():
             index = next(indices)
             if index >= count:
@@ -239,6 +239,14 @@ def _share_out(
                 progress(Progress(index / count, "reading slices", f"{index} of {count}"))
                 next_report = (index // 32 + 1) * 32
 
+    if progress is not None:
+        # Before any helper starts: on a many-core machine the helpers can take every index
+        # before the calling thread gets one, and a load would then report nothing and could
+        # not be cancelled (seen in CI).
+        progress(Progress(0.0, "reading slices", f"0 of {count}"))
+        next_report_at_start = 1
+    else:
+        next_report_at_start = 0
     helpers = [
         threading.Thread(target=run, args=(False,), name="meddiag-read", daemon=True)
         for _ in range(threads - 1)

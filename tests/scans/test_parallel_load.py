@@ -143,3 +143,30 @@ def test_both_ways_of_reading_at_an_offset(tmp_path: Path, read_at: str) -> None
         assert bytes(target[:24]) == (bytes(range(256)) * 4)[1000:]
     finally:
         os.close(handle)
+
+
+def test_a_cancel_is_heard_even_when_helpers_take_every_slice(big_series, monkeypatch) -> None:
+    """On a many-core machine the helpers may read every slice before the calling thread gets
+    one (seen in CI): the load must still report progress, and so still be cancellable."""
+    folder, _values = big_series
+    series = next(s for s in discover(folder) if s.loadable)
+    monkeypatch.setattr(loading_module, "_threads_for", lambda nbytes, count: 4)
+    original = threading.Thread.start
+
+    def start_and_finish(self: threading.Thread) -> None:
+        original(self)
+        self.join()  # each helper runs to the end before the calling thread goes on
+
+    monkeypatch.setattr(threading.Thread, "start", start_and_finish)
+    seen: list[Progress] = []
+    load(series, progress=seen.append)
+    assert seen, "no progress reported"
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(_progress: Progress) -> None:
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        load(series, progress=cancel)
