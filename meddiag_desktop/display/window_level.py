@@ -112,10 +112,29 @@ def presets_for(volume: Volume) -> tuple[WindowLevel, ...]:
 def ct_default_window(volume: Volume) -> str:
     """The name of the CT preset to open with; soft tissue when no one region is named."""
     metadata = volume.metadata
-    text = f"{metadata.study_description} {metadata.series_description}".upper()
-    words = set(re.findall(r"[A-Z]+", text))
-    named = [preset for regions, preset in ANATOMY_WINDOWS if words & regions]
-    return named[0] if len(named) == 1 else CT_PRESETS[0].name
+    return _region_preset(f"{metadata.study_description} {metadata.series_description}")
+
+
+def key_image_window(volume: Volume) -> WindowLevel:
+    """The window a report's key images are drawn in: for CT the preset of the one region that
+    BodyPartExamined or the descriptions name (lung for a chest CT), else soft tissue; 1-99 %
+    for uncalibrated scans (MR, PET). Unlike the viewer's opening window, BodyPartExamined
+    counts here: a printed image cannot be re-windowed, so every hint the scan gives is used."""
+    if not looks_like_ct(volume):
+        return percentile_window(volume)
+    metadata = volume.metadata
+    name = _region_preset(
+        f"{metadata.body_part_examined} {metadata.study_description} "
+        f"{metadata.series_description}"
+    )
+    return next(preset for preset in CT_PRESETS if preset.name == name)
+
+
+def _region_preset(text: str) -> str:
+    """The preset for the one region ``text`` names; soft tissue for none or several."""
+    words = set(re.findall(r"[A-Z]+", text.upper()))
+    named = {preset for regions, preset in ANATOMY_WINDOWS if words & regions}
+    return named.pop() if len(named) == 1 else CT_PRESETS[0].name
 
 
 def dragged_window(
