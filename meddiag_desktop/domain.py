@@ -139,6 +139,7 @@ class SeriesKind(StrEnum):
     NON_IMAGE = "non-image object"
     UNREADABLE = "unreadable"
     FILE = "image file"
+    SEGMENTATION = "segmentation"  # a DICOM SEG: labels for another series, opened over it
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,21 @@ class PixelFormat:
 
 
 @dataclass(frozen=True)
+class SegmentationReference:
+    """What a DICOM SEG labels, from its header: the series it was drawn on, its segments, and
+    (within one discovery) the key of that series when the same folder holds it."""
+
+    referenced_series_uid: str  # empty when the SEG names no series and no scanned file has it
+    segment_labels: tuple[tuple[int, str], ...] = ()  # (segment number, label), as stored
+    referenced_instance_uids: tuple[str, ...] = ()  # the source images its frames name
+    reference_key: str = ""  # SeriesInfo.key of the referenced series in this discovery
+
+    @property
+    def reference_found(self) -> bool:
+        return bool(self.reference_key)
+
+
+@dataclass(frozen=True)
 class SeriesInfo:
     """One loadable (or explained unloadable) unit found in a folder, known from headers only.
 
@@ -186,6 +202,7 @@ class SeriesInfo:
     slices: tuple[SliceRef, ...] = ()
     orientation: tuple[float, ...] = ()  # DICOM ImageOrientationPatient: row then column cosines
     pixel_format: PixelFormat | None = None
+    segmentation: SegmentationReference | None = None  # for a DICOM SEG (SEGMENTATION) only
 
     @property
     def uid(self) -> str:

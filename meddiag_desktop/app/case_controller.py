@@ -6,11 +6,15 @@ edit brings new findings to review on its own mask, with the case's manual lesio
 from the older edit, which stays on file (``CaseDetail.current_reviewed_mask``). Hashing the
 series' files and reading a compressed mask take longer than a frame, so this runs on the
 background runner; only the answer for the series opened last is delivered.
+
+A DICOM SEG opened over its series (:func:`open_series` with a ``SegLabelMap``) is stored as
+a new mask version of the case first (:mod:`meddiag_desktop.db.imported_masks`), so it is what
+the case then shows; the answer's ``notice`` names where it came from.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -18,11 +22,13 @@ from PySide6.QtCore import QObject, Signal
 from meddiag_desktop.app.background import BackgroundRunner
 from meddiag_desktop.db.cases import get_case
 from meddiag_desktop.db.engine import Database
+from meddiag_desktop.db.imported_masks import add_imported_mask
 from meddiag_desktop.db.importing import import_series
 from meddiag_desktop.db.records import CaseDetail
 from meddiag_desktop.db.reviewed_masks import load_reviewed_mask, with_manual_lesions
 from meddiag_desktop.db.runs import load_mask
 from meddiag_desktop.domain import Progress, SeriesInfo
+from meddiag_desktop.scans.seg_reading import SegLabelMap
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class OpenedCase:
     detail: CaseDetail
     labels_zyx: np.ndarray | None  # uint8, on the series' grid; editable in place
     label_names: dict[int, str] = field(default_factory=dict)  # stored with that map
+    notice: str = ""  # what the reader is told on opening (a DICOM SEG brought in)
 
 
 class CaseController(QObject):
@@ -56,14 +63,18 @@ class CaseController(QObject):
     def database(self) -> Database:
         return self._db
 
-    def open_series(self, series: SeriesInfo) -> None:
-        """Import ``series`` if new and read its case; answers with ``case_opened``."""
+    def open_series(self, series: SeriesInfo, seg: SegLabelMap | None = None) -> None:
+        """Import ``series`` if new and read its case; answers with ``case_opened``. With
+        ``seg`` (a DICOM SEG read onto this series) its label map is stored as the case's
+        newest mask version first."""
         self._runner.forget(self._request)
         db = self._db
 
         def job(progress) -> OpenedCase:
             progress(Progress(0.0, "opening the case", series.description or series.key))
             case_id = import_series(db, series).case_id
+            if seg is not None:
+                return _with_seg(db, series.key, case_id, seg)
             return _read_case(db, series.key, case_id)
 
         self._request = self._runner.submit(job, self.case_opened.emit, self.case_failed.emit)
@@ -101,3 +112,33 @@ def _read_case(db: Database, series_key: str, case_id: int) -> OpenedCase:
     else:
         return OpenedCase(series_key, detail, None)
     return OpenedCase(series_key, detail, labels, dict(names))
+
+
+def _with_seg(db: Database, series_key: str, case_id: int, seg: SegLabelMap) -> OpenedCase:
+    """The case with ``seg``'s labels stored as its newest mask version (not again when they
+    already are its map; not at all on a signed case, which shows them unsaved and says so)."""
+    before = _read_case(db, series_key, case_id)
+    labels = np.ascontiguousarray(seg.labels.array_zyx, dtype=np.uint8)
+    shown = ", ".join(f"{n} {name}" for n, name in sorted(seg.label_names.items()))
+    warnings = "".join(f" Note: {w}." for w in seg.warnings)
+    if before.detail.signed_at is not None:
+        notice = (
+            f"Shown {seg.source_note}, not stored: case {case_id} is signed and its masks "
+            f"are final.{warnings}"
+        )
+        return replace(before, labels_zyx=labels, label_names=dict(seg.label_names), notice=notice)
+    if before.labels_zyx is not None and np.array_equal(before.labels_zyx, labels):
+        notice = f"Opened {seg.source_note}: already the case's current mask ({shown})."
+        return replace(before, notice=notice + warnings)
+    source = {
+        "source": seg.source_note,
+        "seg_file": str(seg.seg_path),
+        "seg_sop_instance_uid": seg.sop_instance_uid,
+        "frames_placed_by": seg.mapped_by,
+    }
+    version = add_imported_mask(db, case_id, seg.scan, labels, seg.label_names, source)
+    notice = (
+        f"Opened {seg.source_note} as the overlay ({shown}); stored as mask version "
+        f"{version} of case {case_id}.{warnings}"
+    )
+    return replace(_read_case(db, series_key, case_id), notice=notice)

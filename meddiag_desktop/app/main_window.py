@@ -65,11 +65,12 @@ from meddiag_desktop.app.worklist_panel import WorklistPanel
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.records import CaseDetail, MaskEdit, ReviewStatus, StoredFinding
 from meddiag_desktop.demo.case import DICOM_FOLDER as DEMO_DICOM_FOLDER
-from meddiag_desktop.domain import SeriesInfo, Volume
+from meddiag_desktop.domain import SeriesInfo, SeriesKind, Volume
 from meddiag_desktop.inference.card import ModelCard
 from meddiag_desktop.inference.provider_reason import fell_back, plain_reason
 from meddiag_desktop.inference.session import ProviderReport
 from meddiag_desktop.safe_text import printable
+from meddiag_desktop.scans.seg_reading import SegLabelMap
 from meddiag_desktop.viewer.keymap import bind_action, key_names
 from meddiag_desktop.viewer.mpr_viewer import MprViewer
 
@@ -308,6 +309,7 @@ class MainWindow(QMainWindow):
         c.series_found.connect(self._series_found)
         c.loading_started.connect(self._loading_started)
         c.volume_loaded.connect(self._volume_loaded)
+        c.segmentation_loaded.connect(self._segmentation_loaded)
         c.scan_failed.connect(self._scan_failed)
         c.progress_changed.connect(self._progress_changed)
         c.busy_changed.connect(self._busy_changed)
@@ -562,6 +564,9 @@ class MainWindow(QMainWindow):
         self.series_details.set_series(found)
         loadable = [s for s in found if s.loadable]
         self._status(f"{len(found)} series found, {len(loadable)} can be opened.")
+        if not loadable and len(found) == 1 and found[0].kind is SeriesKind.SEGMENTATION:
+            self._controller.open_segmentation(found[0])  # a SEG file: over its series
+            return
         wanted = [s for s in loadable if s.key == self._wanted_key]
         if wanted or len(loadable) == 1:
             self.series_table.select_series((wanted or loadable)[0].key)
@@ -576,7 +581,11 @@ class MainWindow(QMainWindow):
             )
 
     def _series_chosen(self, series: SeriesInfo) -> None:
-        if series.key != self._current_key:
+        if series.key == self._current_key:
+            return
+        if series.kind is SeriesKind.SEGMENTATION:
+            self._controller.open_segmentation(series)
+        else:
             self._controller.load_series(series)
 
     def _loading_started(self, series: SeriesInfo) -> None:
@@ -584,14 +593,21 @@ class MainWindow(QMainWindow):
         self._close_scan()
         self._status(f"Loading {series.description or series.key} …")
 
-    def _volume_loaded(self, volume: Volume, series: SeriesInfo) -> None:
+    def _segmentation_loaded(self, seg: SegLabelMap) -> None:
+        """A DICOM SEG read onto its series: show the series; its case stores the SEG's labels
+        as a new mask version and shows them (the notice names the SEG)."""
+        self._volume_loaded(seg.scan, seg.reference, seg)
+
+    def _volume_loaded(
+        self, volume: Volume, series: SeriesInfo, seg: SegLabelMap | None = None
+    ) -> None:
         self._volume, self._series = volume, series
         self.viewer.set_volume(volume)
         self.series_details.set_opened(series)
         x, y, z = volume.size_xyz
         name = series.description or Path(volume.source).name or series.key
         self._status(f"{name}: {x} × {y} × {z} voxels, {volume.modality or '?'}")
-        self.cases.open_series(series)
+        self.cases.open_series(series, seg)
         self._update_actions()
 
     def _scan_failed(self, message: str) -> None:
@@ -627,6 +643,8 @@ class MainWindow(QMainWindow):
         if self._select_first_finding:  # the run just stored: go to its first finding
             self._select_first_finding = False
             self.findings.select_first()
+        if opened.notice:
+            self.show_notice(opened.notice)
         self._update_actions()
 
     def _case_changed(self, detail: CaseDetail) -> None:

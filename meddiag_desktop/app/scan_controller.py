@@ -14,6 +14,7 @@ from meddiag_desktop import scans
 from meddiag_desktop.app.background import BackgroundRunner
 from meddiag_desktop.demo.case import ensure_demo_case
 from meddiag_desktop.domain import Progress, SeriesInfo, Volume
+from meddiag_desktop.scans.seg_reading import SegLabelMap, read_seg
 
 
 class ScanController(QObject):
@@ -23,6 +24,7 @@ class ScanController(QObject):
     series_found = Signal(object)  # list[SeriesInfo]
     loading_started = Signal(object)  # SeriesInfo
     volume_loaded = Signal(object, object)  # Volume, SeriesInfo
+    segmentation_loaded = Signal(object)  # SegLabelMap: a DICOM SEG on its loaded series
     scan_failed = Signal(str)
     progress_changed = Signal(float, str)
     busy_changed = Signal(bool)
@@ -79,6 +81,19 @@ class ScanController(QObject):
         )
         self._update_busy()
 
+    def open_segmentation(self, series: SeriesInfo) -> None:
+        """Read a DICOM SEG (listed by discovery) onto the series it labels, found in its own
+        folder, and load that series; shares the load request, so a newer load wins."""
+        self._runner.forget(self._loading)
+        self.loading_started.emit(series)
+        self._loading = self._runner.submit(
+            lambda progress: read_seg(series.files[0], progress=progress),
+            self._on_segmentation_loaded,
+            self._on_failed,
+            self._on_progress,
+        )
+        self._update_busy()
+
     def shutdown(self, timeout_ms: int = 10_000) -> None:
         """Forget pending answers and wait for running reads, so no thread outlives the window."""
         self._runner.forget(self._discovery)
@@ -93,6 +108,10 @@ class ScanController(QObject):
     def _on_volume_loaded(self, result: tuple[Volume, SeriesInfo]) -> None:
         self._update_busy()
         self.volume_loaded.emit(*result)
+
+    def _on_segmentation_loaded(self, result: SegLabelMap) -> None:
+        self._update_busy()
+        self.segmentation_loaded.emit(result)
 
     def _on_failed(self, message: str) -> None:
         self._update_busy()

@@ -81,10 +81,12 @@ class SeriesTableModel(RecordTableModel[SeriesInfo]):
         return self.record_at(row)
 
     def record_selectable(self, record: SeriesInfo) -> bool:
-        return record.loadable
+        # A DICOM SEG beside the series it labels opens as an overlay on that series.
+        seg = record.segmentation
+        return record.loadable or (seg is not None and seg.reference_found)
 
     def record_foreground(self, record: SeriesInfo) -> QColor | None:
-        return None if record.loadable else _UNLOADABLE_COLOUR
+        return None if self.record_selectable(record) else _UNLOADABLE_COLOUR
 
     def record_tooltip(self, record: SeriesInfo) -> str:
         lines = [record.description or record.key, f"{record.file_count} file(s), {record.kind}"]

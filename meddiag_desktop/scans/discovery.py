@@ -30,7 +30,7 @@ from meddiag_desktop.domain import (
     SliceRef,
     Vector3,
 )
-from meddiag_desktop.scans import file_formats, multiframe, sop_classes
+from meddiag_desktop.scans import file_formats, multiframe, seg_headers, sop_classes
 from meddiag_desktop.scans.dicom_header import (
     DicomHeader,
     HeaderReader,
@@ -95,6 +95,10 @@ def discover(path: Path | str, progress: ProgressCallback | None = None) -> list
     if progress is not None:
         progress(Progress(1.0, "grouping series", f"{len(files)} files read"))
     series = group_headers(headers)
+    # A DICOM SEG names the series it labels: say whether this folder holds it.
+    series = seg_headers.with_references(
+        series, ((h.sop_instance_uid, h.series_uid) for h in headers)
+    )
     # Files whose series is unknown (unreadable, or cut before their UIDs) may be its slices.
     lost = [(e.path, e.reason) for e in unreadable]
     lost += [(h.path, h.damage) for h in headers if h.damage and not h.series_uid]
@@ -322,6 +326,9 @@ def _split_series(members: list[DicomHeader]) -> list[SeriesInfo]:
             stackable[stack_key].append(index)
         elif kind is SeriesKind.MULTI_FRAME:
             parts.append(multiframe.describe(header, metadata_of(header)))
+        elif kind is SeriesKind.SEGMENTATION:
+            size = (header.columns, header.rows, frame_count(header.number_of_frames))
+            parts.append(seg_headers.describe(header.path, metadata_of(header), size))
         else:
             not_stackable[(kind, reason)].append(header)
     for (kind, reason), group in not_stackable.items():
@@ -528,6 +535,8 @@ def _classify(
     so each combination is worked out once."""
     if damage:
         return SeriesKind.UNREADABLE, "damaged (truncated or corrupt): cannot be read"
+    if sop_classes.is_segmentation(sop_class_uid):
+        return SeriesKind.SEGMENTATION, ""  # labels for another series (seg_headers)
     non_image = sop_classes.non_image_reason(sop_class_uid)
     if non_image:
         return SeriesKind.NON_IMAGE, non_image

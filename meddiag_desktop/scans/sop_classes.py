@@ -15,6 +15,12 @@ _ENHANCED = {
     "1.2.840.10008.5.1.4.1.1.130": "Enhanced PET",
 }
 
+# Segmentation storage classes: labels drawn on another series, opened over that series.
+_SEGMENTATION = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "Segmentation",
+    "1.2.840.10008.5.1.4.1.1.66.7": "Label Map Segmentation",
+}
+
 # Class UID (itself or any UID below it, e.g. "...88" covers "...88.33") -> what it is.
 _NON_IMAGE_CLASSES = (
     ("1.2.840.10008.5.1.4.1.1.88", "a structured report (SR), not an image"),
@@ -39,6 +45,11 @@ _NON_IMAGE_CLASSES = (
 def is_secondary_capture(sop_class_uid: str) -> bool:
     stem = _SECONDARY_CAPTURE_PREFIX
     return sop_class_uid == stem or sop_class_uid.startswith(stem + ".")
+
+
+def is_segmentation(sop_class_uid: str) -> bool:
+    """A DICOM SEG (binary, fractional or label map): not a scan, but labels for one."""
+    return sop_class_uid in _SEGMENTATION
 
 
 def is_enhanced(sop_class_uid: str) -> bool:

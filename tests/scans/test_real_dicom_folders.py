@@ -193,7 +193,7 @@ def test_ct_with_segmentation_on_its_grid(dicom_root: Path) -> None:
 
     found = discover(refs)
     seg = next(s for s in found if s.files[0].name == "liver.dcm")
-    assert seg.kind is SeriesKind.NON_IMAGE
+    assert seg.kind is SeriesKind.SEGMENTATION  # listed as labels for a series, not a scan
     assert seg.modality == "SEG"
     assert not seg.loadable
     assert "segmentation" in seg.reason
