@@ -20,3 +20,9 @@ def user_models_dir() -> Path:
 
 def demo_case_dir() -> Path:
     return user_data_dir() / "demo-case"
+
+
+def user_exports_dir() -> Path:
+    """Where exports go unless the user picks a folder: beside their own documents, where a
+    person looks for a report to file, not hidden in the app's data folder."""
+    return platformdirs.user_documents_path() / APP_NAME / "exports"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,23 @@ def artifacts_dir() -> Path:
     """Screenshots and other outputs worth looking at after a run."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(autouse=True, scope="session")
+def trusted_test_signing_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A session trust store holding the test key (``tests/model_signing.py``) beside the
+    shipped project key, so toy models signed with it run and the user's own store is never
+    read or written. Tests about trust itself point ``$MEDDIAG_MODEL_TRUST`` elsewhere."""
+    from model_signing import TEST_SIGNER, signing_key_files
+
+    from meddiag_desktop.inference.trusted_keys import TRUST_ENV, TrustStore
+
+    store = tmp_path_factory.mktemp("model-trust") / "trusted_model_keys.json"
+    TrustStore(store).trust(signing_key_files()[1], TEST_SIGNER, "tests")
+    previous = os.environ.get(TRUST_ENV)
+    os.environ[TRUST_ENV] = str(store)
+    yield store
+    if previous is None:
+        os.environ.pop(TRUST_ENV, None)
+    else:
+        os.environ[TRUST_ENV] = previous

@@ -27,6 +27,7 @@ _MODEL_FOLDER_KEY = "models/folder"
 _DATABASE_KEY = "database/location"
 _PROVIDER_KEY = "inference/provider"
 _THEME_KEY = "appearance/theme"
+_ALLOW_UNSIGNED_KEY = "models/allow_unsigned"
 
 
 class Theme(StrEnum):
@@ -42,6 +43,9 @@ class AppSettings:
     database: str = ""  # a file path or a URL (sqlite:///..., postgresql+psycopg://...)
     provider: str = AUTO_PROVIDER
     theme: Theme = Theme.DARK
+    # An admin's choice to run models whose signature cannot be checked here; every such run
+    # records it (its "allow_unsigned" override in the audit trail). Off unless set.
+    allow_unsigned_models: bool = False
 
     @classmethod
     def load(cls, store: QSettings) -> AppSettings:
@@ -52,6 +56,7 @@ class AppSettings:
             database=_text(store, _DATABASE_KEY, ""),
             provider=provider if provider in PROVIDERS else AUTO_PROVIDER,
             theme=Theme(theme) if theme in {t.value for t in Theme} else Theme.DARK,
+            allow_unsigned_models=_text(store, _ALLOW_UNSIGNED_KEY, "false").lower() == "true",
         )
 
     def save(self, store: QSettings) -> None:
@@ -59,6 +64,7 @@ class AppSettings:
         store.setValue(_DATABASE_KEY, self.database)
         store.setValue(_PROVIDER_KEY, self.provider)
         store.setValue(_THEME_KEY, self.theme.value)
+        store.setValue(_ALLOW_UNSIGNED_KEY, "true" if self.allow_unsigned_models else "false")
         store.sync()
 
     @property
@@ -81,6 +87,7 @@ class AppSettings:
             provider=provider,
             allow_modality_mismatch=allow_modality_mismatch,
             allow_anatomy_mismatch=allow_anatomy_mismatch,
+            allow_unsigned=self.allow_unsigned_models,
         )
 
 

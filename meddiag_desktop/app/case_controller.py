@@ -20,13 +20,12 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from meddiag_desktop.app.background import BackgroundRunner
+from meddiag_desktop.db.case_label_map import case_label_map
 from meddiag_desktop.db.cases import get_case
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.imported_masks import add_imported_mask
 from meddiag_desktop.db.importing import import_series
 from meddiag_desktop.db.records import CaseDetail
-from meddiag_desktop.db.reviewed_masks import load_reviewed_mask, with_manual_lesions
-from meddiag_desktop.db.runs import load_mask
 from meddiag_desktop.domain import Progress, SeriesInfo
 from meddiag_desktop.scans.seg_reading import SegLabelMap
 
@@ -98,20 +97,10 @@ def _read_case(db: Database, series_key: str, case_id: int) -> OpenedCase:
     """The case and its label map: the current saved edit, else the current run's mask; both
     are verified against their sha256 on the way in."""
     detail = get_case(db, case_id)
-    edit, run = detail.current_reviewed_mask, detail.current_run
-    if edit is not None:
-        mask, names = load_reviewed_mask(db, edit.reviewed_mask_id), edit.mask.label_names
-        labels = np.ascontiguousarray(mask.array_zyx, dtype=np.uint8)
-    elif run is not None and run.mask is not None:
-        mask, names = load_mask(db, run.run_id), run.mask.label_names
-        labels = np.ascontiguousarray(mask.array_zyx, dtype=np.uint8)
-        earlier = detail.reviewed_mask  # an edit made before this run
-        if earlier is not None and detail.manual_findings:
-            kept = load_reviewed_mask(db, earlier.reviewed_mask_id).array_zyx
-            with_manual_lesions(labels, kept, detail.manual_findings)
-    else:
+    shown = case_label_map(db, detail)  # the same map an export writes
+    if shown is None:
         return OpenedCase(series_key, detail, None)
-    return OpenedCase(series_key, detail, labels, dict(names))
+    return OpenedCase(series_key, detail, shown.labels_zyx, shown.label_names)
 
 
 def _with_seg(db: Database, series_key: str, case_id: int, seg: SegLabelMap) -> OpenedCase:

@@ -44,6 +44,15 @@ class HistoryEntry:
     decision: ReviewStatus | None = None  # for review decisions: colours the row like the panel
 
 
+def _signer_text(signature: object) -> str:
+    """Who signed the model of a run, from its stored provenance ('' for older runs)."""
+    if not isinstance(signature, dict):
+        return ""
+    if signature.get("status") == "signed":
+        return f"; signed by {signature.get('signer')} (key {signature.get('key_id')})"
+    return "; UNSIGNED model (allowed by an admin)"
+
+
 def history_entries(case: CaseDetail, events: Sequence[AuditEvent] = ()) -> list[HistoryEntry]:
     """Every model run, review decision, manual finding and the sign-off of ``case``."""
     numbers: dict[int, str] = {}
@@ -60,7 +69,8 @@ def history_entries(case: CaseDetail, events: Sequence[AuditEvent] = ()) -> list
             f"Model run {run.outcome.value}",
             "",
             f"{run.model_name} {run.model_version} on {run.provider.upper() or '?'}: "
-            f"{len(run.findings)} finding(s)" + (f"; {run.error}" if run.error else ""),
+            f"{len(run.findings)} finding(s)" + (f"; {run.error}" if run.error else "")
+            + _signer_text(run.parameters.get("signature")),
         )
         for run in case.runs
     ]

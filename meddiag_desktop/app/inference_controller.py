@@ -213,6 +213,7 @@ def run_parameters(request: RunRequest) -> dict[str, Any]:
         "batch_size": options.batch_size,
         "allow_modality_mismatch": options.allow_modality_mismatch,
         "allow_anatomy_mismatch": options.allow_anatomy_mismatch,
+        "allow_unsigned": options.allow_unsigned,
     }
 
 

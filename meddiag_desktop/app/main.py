@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from meddiag_desktop import __version__
@@ -25,6 +26,7 @@ from meddiag_desktop.app.theme import apply_theme
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.records import UserRole
 from meddiag_desktop.db.users import ensure_user
+from meddiag_desktop.resource_files import resource_path
 from meddiag_desktop.safe_text import install_log_sanitiser
 from meddiag_desktop.user_folders import demo_case_dir
 
@@ -45,7 +47,21 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("path", nargs="?", help="DICOM folder or image file to open")
     parser.add_argument("--demo", action="store_true", help="open the bundled demo case")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation offscreen (demo case, demo model on the CPU, a temporary "
+        "database, one render), print one summary line and exit (0: passed)",
+    )
     return parser.parse_known_args(list(argv))
+
+
+def application_icon() -> QIcon:
+    """The window and taskbar icon: the shipped PNG sizes (no SVG plugin needed)."""
+    icon = QIcon()
+    for png in sorted(resource_path("icons").glob("meddiag-desktop-*.png")):
+        icon.addFile(str(png))
+    return icon
 
 
 def configure_pyqtgraph() -> None:
@@ -76,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     install_log_sanitiser()  # file names and DICOM text reach the log
     configure_pyqtgraph()
+    if args.self_test:
+        from meddiag_desktop.app.self_test import run_self_test
+
+        return run_self_test()
     existing = QApplication.instance()
     if not isinstance(existing, QApplication):
         # Qt's xcb plugin aborts the process with a misleading message when it cannot start
@@ -87,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APP_NAME)
     app.setApplicationVersion(__version__)
+    app.setDesktopFileName("meddiag-desktop")  # matches the installed .desktop entry (Wayland)
+    app.setWindowIcon(application_icon())
     settings = QSettings(ORGANIZATION, APP_NAME)
     apply_theme(app, AppSettings.load(settings).theme.value)
     try:

@@ -14,6 +14,7 @@ Signing asks first (:attr:`MainWindow.confirm_sign_off`, a dialog listing what i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt
@@ -37,6 +38,8 @@ from meddiag_desktop import __version__
 from meddiag_desktop.app.app_settings import AppSettings
 from meddiag_desktop.app.case_controller import CaseController, OpenedCase
 from meddiag_desktop.app.case_history import CaseHistoryDialog
+from meddiag_desktop.app.export_controller import ExportController, ExportRequest
+from meddiag_desktop.app.export_dialog import ExportDialog, ExportFinishedBox, finished_text
 from meddiag_desktop.app.findings_panel import (
     FindingsPanel,
     case_findings,
@@ -74,6 +77,9 @@ from meddiag_desktop.scans.seg_reading import SegLabelMap
 from meddiag_desktop.viewer.keymap import bind_action, key_names
 from meddiag_desktop.viewer.mpr_viewer import MprViewer
 
+if TYPE_CHECKING:
+    from meddiag_desktop.export.write_outputs import ExportResult
+
 APP_NAME = "MedDiag Desktop"
 CLINICAL_NOTICE = "Not for clinical use"
 _FILE_FILTER = "Scans (*.dcm *.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr *.ima *.img);;All files (*)"
@@ -82,10 +88,14 @@ _RECENT_COUNT = 8
 
 
 def about_text() -> str:
-    """The Help → About text: version and the regulatory statement."""
+    """The Help → About text: version, what the build is made of, the regulatory statement."""
+    from meddiag_desktop.app.build_info import build_kind, component_versions
+
+    parts = [f"{k} {v}" for k, v in component_versions().items() if k != "meddiag-desktop"]
     return (
         f"<h3>{APP_NAME} {__version__}</h3>"
         "<p>An offline review workstation for radiology scans.</p>"
+        f"<p><small>{', '.join(parts)} ({build_kind()} build)</small></p>"
         "<p><b>MedDiag Desktop is not a medical device.</b> It is not cleared or approved for "
         "diagnosis, treatment or any other clinical decision. Do not use it for patient care.</p>"
     )
@@ -123,9 +133,13 @@ class MainWindow(QMainWindow):
         self.history_dialog: CaseHistoryDialog | None = None
         self.shortcut_sheet: ShortcutSheet | None = None
         self.provider_box: ProviderDetailsBox | None = None
+        self.export_dialog: ExportDialog | None = None
+        self.export_offer: QMessageBox | None = None  # "Export now?" after a sign-off
+        self.export_box: ExportFinishedBox | None = None  # where an export's files went
         self.cases = CaseController(database, parent=self)
         self.inference = InferenceController(self)
         self.review = ReviewController(database, self)
+        self.exports = ExportController(self)
         self.setWindowTitle(f"{APP_NAME} — {CLINICAL_NOTICE}")
         self.setAcceptDrops(True)
         self._build_central()
@@ -190,6 +204,7 @@ class MainWindow(QMainWindow):
             "&Discard Edit", "case.discard_edit", self.discard_edit
         )
         self.history_action = self._action("&History…", "case.history", self.show_history)
+        self.export_action = self._action("&Export…", None, self.show_export_dialog)
         self.refresh_action = self._action(
             "Refresh &Worklist", "case.refresh_worklist", self.worklist.refresh
         )
@@ -200,6 +215,7 @@ class MainWindow(QMainWindow):
             self.save_edit_action,
             self.discard_edit_action,
             None,
+            self.export_action,
             self.history_action,
             self.refresh_action,
         ):
@@ -281,6 +297,10 @@ class MainWindow(QMainWindow):
         self.progress_bar.hide()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.inference.cancel)
+        # The button stops the model run when one is running (its own slot above), else an export.
+        self.cancel_button.clicked.connect(
+            lambda: None if self.inference.running else self.exports.cancel()
+        )
         self.cancel_button.hide()
         self.provider_label = QLabel()
         self.provider_label.setObjectName("providerLabel")
@@ -337,6 +357,11 @@ class MainWindow(QMainWindow):
         self.viewer.hover_info_changed.connect(self._hover_info)
         self.viewer.rejected_visibility_changed.connect(self.show_rejected_action.setChecked)
         self.tools.mask_edited.connect(self._update_actions)
+        self.exports.export_started.connect(self._export_started)
+        self.exports.progress_changed.connect(self._export_progressed)
+        self.exports.export_finished.connect(self._export_finished)
+        self.exports.export_failed.connect(self._export_failed)
+        self.exports.export_cancelled.connect(self._export_cancelled)
 
     # ---- public API --------------------------------------------------------------------------
     @property
@@ -506,7 +531,36 @@ class MainWindow(QMainWindow):
         signed = self.review.sign_off()
         if signed:
             self.show_notice("Signed off; the case is locked.")
+            self.offer_export()
         return signed
+
+    def offer_export(self) -> QMessageBox:
+        """After a sign-off: export now? (window-modal, without blocking the event loop)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Export this case?", "", parent=self)
+        box.setText("Signed off. Export the report and the DICOM objects now?")
+        export_now = box.addButton("Export…", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(export_now)
+        export_now.clicked.connect(self.show_export_dialog)
+        self.export_offer = box
+        box.open()
+        return box
+
+    def show_export_dialog(self) -> ExportDialog | None:
+        """Case → Export…: the choices, then the export in the background."""
+        case = self._case
+        if case is None:
+            self.show_error("Open a case first: an export is a case's.")
+            return None
+        dialog = ExportDialog(case, parent=self)
+        dialog.accepted.connect(
+            lambda: self.exports.export(
+                ExportRequest(self.review.database, case.case_id, dialog.choices())
+            )
+        )
+        self.export_dialog = dialog
+        dialog.open()
+        return dialog
 
     def show_history(self) -> CaseHistoryDialog | None:
         """Case → History: every run and decision with who, when and why (non-modal)."""
@@ -699,6 +753,7 @@ class MainWindow(QMainWindow):
         self._status(
             f"{result.card.name}: {len(result.findings)} finding(s) in {outcome.elapsed_s:.0f} s "
             f"on {result.provider.short_name.upper()}; saved with the case."
+            + (f" Model {result.signature.describe()}." if result.signature else "")
         )
         if self._series is not None:
             self._select_first_finding = True
@@ -724,6 +779,42 @@ class MainWindow(QMainWindow):
     def _run_ended(self) -> None:
         self.progress_bar.hide()
         self.cancel_button.hide()
+        self._update_actions()
+
+    def _export_started(self, case_id: int) -> None:
+        if not self.inference.running:
+            self.progress_bar.setValue(0)
+            self.progress_bar.show()
+            self.cancel_button.show()
+        self._status(f"Exporting case {case_id} …")
+        self._update_actions()
+
+    def _export_progressed(self, fraction: float, text: str) -> None:
+        if not self.inference.running:
+            self.progress_bar.setValue(round(100 * fraction))
+            self._status(f"Exporting case {self.exports.case_id}: {text}")
+
+    def _export_finished(self, result: ExportResult) -> None:
+        self._export_ended()
+        self.export_box = ExportFinishedBox(result, self.exports.open_folder, self)
+        done = finished_text(result)  # the folder stays named after the box closes
+        self.show_notice(done, MessageLevel.WARNING if result.skipped else MessageLevel.INFO)
+        self._status(done)
+        self.export_box.open()
+
+    def _export_failed(self, case_id: int, message: str) -> None:
+        self._export_ended()
+        self.show_error(message)
+        self._status(f"Case {case_id} was not exported: see the message above.")
+
+    def _export_cancelled(self, case_id: int) -> None:
+        self._export_ended()
+        self._status(f"Export of case {case_id} cancelled; no file was left half-written.")
+
+    def _export_ended(self) -> None:
+        if not self.inference.running:
+            self.progress_bar.hide()
+            self.cancel_button.hide()
         self._update_actions()
 
     # ---- review ------------------------------------------------------------------------------
@@ -760,6 +851,9 @@ class MainWindow(QMainWindow):
         editing = self._editing is not None or self._adding_manual
         self.save_edit_action.setEnabled(editing)
         self.discard_edit_action.setEnabled(editing)
+        self.export_action.setEnabled(
+            self._case is not None and not editing and not self.exports.running
+        )
 
     def _busy_changed(self, busy: bool) -> None:
         if not self.inference.running:
@@ -860,6 +954,7 @@ class MainWindow(QMainWindow):
         self._settings.sync()
         self.inference.cancel()
         self.inference.shutdown()
+        self.exports.shutdown()
         self.cases.shutdown()
         self._controller.shutdown()
         super().closeEvent(event)

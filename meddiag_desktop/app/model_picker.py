@@ -29,7 +29,9 @@ from PySide6.QtWidgets import (
 from meddiag_desktop.domain import Volume
 from meddiag_desktop.inference.anatomy import AnatomyCheck, AnatomyVerdict, check_volume
 from meddiag_desktop.inference.card import ModelCard
+from meddiag_desktop.inference.model_signature import signature_summary
 from meddiag_desktop.inference.registry import ModelEntry, ModelRegistry
+from meddiag_desktop.inference.trusted_keys import TrustStore
 
 _ERROR_PREVIEW_CHARS = 90
 _MAX_FIGURES = 8
@@ -85,6 +87,8 @@ def card_details_html(card: ModelCard, origin: str) -> str:
         f" &nbsp; <b>Finds:</b> {e(labels)}<br><b>Licence:</b> {e(card.licence)} &nbsp; "
         f"<b>From:</b> {e(origin)} models</p>",
         f"<p><b>Intended use.</b> {e(card.intended_use)}</p>",
+        # What signature.json claims; the files are verified when the model runs.
+        f"<p><b>Signature:</b> {e(signature_summary(card.folder, TrustStore()))}</p>",
     ]
     figures = validation_figures(card)
     if figures:

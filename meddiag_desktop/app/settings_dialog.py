@@ -13,6 +13,7 @@ from pathlib import Path
 
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -134,6 +135,13 @@ class SettingsDialog(QDialog):
         for theme in Theme:
             self.theme.addItem(THEME_TEXT[theme], theme.value)
         self.theme.setCurrentIndex(max(self.theme.findData(settings.theme.value), 0))
+        self.allow_unsigned = QCheckBox("Run models whose signature cannot be checked (admins)")
+        self.allow_unsigned.setChecked(settings.allow_unsigned_models)
+        self.allow_unsigned.setToolTip(
+            "Unsigned models, or models signed with a key this workstation does not trust, are "
+            "refused unless this is on; every such run is recorded with the case. A model whose "
+            "signature fails (changed since signing) is refused even so."
+        )
 
         form = QFormLayout()
         form.addRow(
@@ -142,6 +150,7 @@ class SettingsDialog(QDialog):
         form.addRow("Case database", _row(self.database, browse_database, self.database_problem))
         form.addRow("Run models on", self.provider)
         form.addRow("Theme", self.theme)
+        form.addRow("Model signatures", self.allow_unsigned)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -164,6 +173,7 @@ class SettingsDialog(QDialog):
             database=self.database.text().strip(),
             provider=str(self.provider.currentData()),
             theme=Theme(self.theme.currentData()),
+            allow_unsigned_models=self.allow_unsigned.isChecked(),
         )
 
     def problems(self) -> list[str]:

@@ -6,10 +6,10 @@ stays dark grey and the image area black; amber is kept for warnings and the cli
 
 from __future__ import annotations
 
-from importlib.resources import files
-
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
+
+from meddiag_desktop.resource_files import resource_path
 
 _ACTIVE = {
     QPalette.ColorRole.Window: "#1e1f22",
@@ -51,8 +51,8 @@ def dark_palette() -> QPalette:
 
 
 def style_sheet() -> str:
-    """The widget styles shipped in ``meddiag_desktop/resources/dark.qss``."""
-    return files("meddiag_desktop").joinpath("resources/dark.qss").read_text(encoding="utf-8")
+    """The widget styles shipped in ``resources/styles/dark.qss`` (found by resource_files)."""
+    return resource_path("styles", "dark.qss").read_text(encoding="utf-8")
 
 
 def apply_dark_theme(app: QApplication) -> None:

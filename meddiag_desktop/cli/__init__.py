@@ -10,7 +10,13 @@ import sys
 from collections.abc import Sequence
 
 from meddiag_desktop import __version__
-from meddiag_desktop.cli import demo_commands, model_commands, scan_commands
+from meddiag_desktop.cli import (
+    demo_commands,
+    export_commands,
+    model_commands,
+    review_commands,
+    scan_commands,
+)
 from meddiag_desktop.cli.output import NOT_A_DEVICE, USER_ERRORS, printable_output
 from meddiag_desktop.db import command as db_command
 from meddiag_desktop.evaluation import command as evaluate_command
@@ -53,4 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_command.add_parser(commands)
     demo_commands.add_parsers(commands)
     db_command.add_parsers(commands)
+    review_commands.add_parsers(commands)
+    export_commands.add_parsers(commands)
     return parser

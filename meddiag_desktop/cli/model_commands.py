@@ -12,10 +12,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from meddiag_desktop.cli import model_signing_commands
 from meddiag_desktop.cli.output import ProgressBar
 from meddiag_desktop.domain import Finding, SeriesInfo, Volume
 from meddiag_desktop.inference.anatomy import AnatomyCheck, check_series, check_volume
 from meddiag_desktop.inference.card import ModelCard
+from meddiag_desktop.inference.model_signature import PackageSignature, signature_summary
 from meddiag_desktop.inference.pipeline import (
     InferenceOptions,
     InferenceResult,
@@ -26,6 +28,7 @@ from meddiag_desktop.inference.pipeline import (
 from meddiag_desktop.inference.registry import ModelRegistry
 from meddiag_desktop.inference.session import SHORT_NAMES
 from meddiag_desktop.inference.sliding_window import InferenceCancelled
+from meddiag_desktop.inference.trusted_keys import TrustStore
 from meddiag_desktop.scans import choose_series, discover, load, write_label_map, write_volume
 
 if TYPE_CHECKING:
@@ -33,7 +36,9 @@ if TYPE_CHECKING:
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    models = commands.add_parser("models", help="list or add models (never downloads)")
+    models = commands.add_parser(
+        "models", help="list, add, sign and trust models (never downloads)"
+    )
     model_commands = models.add_subparsers(title="models commands")
     listing = model_commands.add_parser("list", help="models found and whether they are usable")
     listing.add_argument("--json", action="store_true")
@@ -41,7 +46,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add = model_commands.add_parser("add", help="validate a model folder and install a copy")
     add.add_argument("folder", type=Path)
     add.add_argument("--replace", action="store_true", help="replace an installed namesake")
+    add.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="admins: install a package that is unsigned or signed with an untrusted key "
+        "(recorded in the audit trail; a package whose signature fails is refused even so)",
+    )
+    add.add_argument("--db", default="", metavar="URL", help=model_signing_commands.DB_HELP)
     add.set_defaults(run=_add)
+    model_signing_commands.add_parsers(model_commands)
 
     infer = commands.add_parser("infer", help="run a model on a scan")
     infer.add_argument("input", type=Path, help="DICOM folder/file, NIfTI, MHA or NRRD")
@@ -73,6 +86,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "(recorded with the run)",
     )
     infer.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="admins: run a model whose signature cannot be checked here (recorded with the run)",
+    )
+    infer.add_argument(
         "--db",
         nargs="?",
         const="",
@@ -102,6 +120,7 @@ def card_summary(card: ModelCard) -> dict:
 
 def _list(args: argparse.Namespace) -> int:
     entries = ModelRegistry().entries()
+    trust = TrustStore()
     if args.json:
         print(
             json.dumps(
@@ -112,6 +131,7 @@ def _list(args: argparse.Namespace) -> int:
                         "valid": e.card is not None,
                         "error": e.error,
                         **(card_summary(e.card) if e.card else {}),
+                        "signature": signature_summary(e.folder, trust),
                     }
                     for e in entries
                 ],
@@ -132,12 +152,40 @@ def _list(args: argparse.Namespace) -> int:
             f"({card.modality or 'any modality'}, {region}, {card.task})"
         )
         print(f"    {card.intended_use}")
+        print(f"    {signature_summary(entry.folder, trust)}")
+    print(model_signing_commands.trusted_keys_text(trust.keys()))
     return 0
 
 
 def _add(args: argparse.Namespace) -> int:
-    card = ModelRegistry().add(args.folder, replace=args.replace)
-    print(f"installed {card.name} {card.version} in {card.folder}")
+    if not args.allow_unsigned:
+        card, signature = ModelRegistry().add(args.folder, replace=args.replace)
+        print(f"installed {card.name} {card.version} in {card.folder}; {signature.describe()}")
+        return 0
+    from meddiag_desktop.db.audit import log_event
+    from meddiag_desktop.db.records import AuditAction
+
+    # Opened first: accepting an unverified model that cannot be put on the record is refused.
+    with _case_database(args.db) as db:
+        assert db is not None
+        card, signature = ModelRegistry().add(
+            args.folder, replace=args.replace, allow_unsigned=True
+        )
+        log_event(
+            db,
+            AuditAction.MODEL_ADDED,
+            None,
+            {
+                "model": card.name,
+                "version": card.version,
+                "sha256": card.sha256,
+                "source": str(args.folder),
+                "folder": str(card.folder),
+                "signature": signature.to_dict(),
+                "allow_unsigned": True,
+            },
+        )
+    print(f"installed {card.name} {card.version} in {card.folder}; {signature.describe()}")
     return 0
 
 
@@ -157,7 +205,14 @@ def _infer(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         allow_modality_mismatch=args.force_modality,
         allow_anatomy_mismatch=args.force_anatomy,
+        allow_unsigned=args.allow_unsigned,
     )
+    if args.allow_unsigned and args.db is None:
+        print(
+            "warning: --allow-unsigned without --db: the run is not stored, so nothing records "
+            "that an unverified model was used",
+            file=sys.stderr,
+        )
     with _case_database(args.db) as db:
         result = _run_recorded(db, series, card, volume, options)
         args.out.mkdir(parents=True, exist_ok=True)
@@ -184,6 +239,8 @@ def _infer(args: argparse.Namespace) -> int:
     (args.out / "findings.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     for warning in (*volume.warnings, *result.warnings):
         print(f"warning: {warning}", file=sys.stderr)
+    if result.signature is not None:
+        print(f"Model {card.name} {card.version}: {result.signature.describe()}")
     print(
         f"{len(result.findings)} finding(s); {result.provider.describe()}; "
         f"{result.timings_s['total']:.1f} s. Wrote {args.out}/mask.nii.gz and findings.json."
@@ -251,6 +308,7 @@ def _run_options(options: InferenceOptions) -> dict:
         "batch_size": options.batch_size,
         "allow_modality_mismatch": options.allow_modality_mismatch,
         "allow_anatomy_mismatch": options.allow_anatomy_mismatch,
+        "allow_unsigned": options.allow_unsigned,
     }
 
 
@@ -287,6 +345,7 @@ def findings_report(result: InferenceResult, source: str, scan_warnings: list[st
             "version": card.version,
             "sha256": card.sha256,
             "modality": card.modality,
+            "signature": _signature_dict(result.signature),
         },
         "provider": result.provider.short_name,
         "provider_fallbacks": [
@@ -297,3 +356,7 @@ def findings_report(result: InferenceResult, source: str, scan_warnings: list[st
         "findings": [finding_dict(f) for f in result.findings],
         "warnings": [*scan_warnings, *result.warnings],
     }
+
+
+def _signature_dict(signature: PackageSignature | None) -> dict | None:
+    return signature.to_dict() if signature is not None else None

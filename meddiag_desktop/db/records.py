@@ -66,6 +66,9 @@ class AuditAction(StrEnum):
     DATABASE_MIGRATED = "database.migrated"
     DATABASE_BACKED_UP = "database.backed_up"
     MASK_FILES_REMOVED = "masks.orphans_removed"
+    MODEL_ADDED = "model.added"  # only audited when an admin accepted it unsigned
+    MODEL_KEY_TRUSTED = "model.key_trusted"
+    MODEL_KEY_UNTRUSTED = "model.key_untrusted"
 
 
 class WorklistOrder(StrEnum):

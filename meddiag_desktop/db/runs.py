@@ -38,6 +38,7 @@ _CARD_PARAMETER_FIELDS = (
     "output",
     "postprocessing",
     "sliding_window",
+    "intended_use",  # as the card said at the run: the exported report prints it
 )
 
 
@@ -225,12 +226,24 @@ def _provenance(
     return {
         "provider": result.provider.short_name,
         "provider_attempts": [[p, why] for p, why in result.provider.attempts],
-        "parameters": {**_card_parameters(result.card), "options": dict(parameters or {})},
+        "parameters": {
+            **_card_parameters(result.card),
+            "options": dict(parameters or {}),
+            "signature": _signature(result),
+        },
         "timings_s": {k: float(v) for k, v in result.timings_s.items()},
         "warnings": list(result.warnings),
         "started_at": started_at or _started(result.timings_s),
         "error": "",
     }
+
+
+def _signature(result: InferenceOutput) -> dict[str, Any] | None:
+    """Who signed the model (``InferenceResult.signature``), as JSON; None for a result that
+    does not say (a run from before signed packages, or a stand-in in a test)."""
+    signature = getattr(result, "signature", None)
+    to_dict = getattr(signature, "to_dict", None)
+    return dict(to_dict()) if callable(to_dict) else None
 
 
 def _started(timings_s: Mapping[str, float] | None) -> datetime:
@@ -337,6 +350,7 @@ def _after_run(
             "outcome": RunOutcome(run.outcome).value,
             "error": run.error,
             "overrides": _overrides(run.parameters),
+            "signature": (run.parameters or {}).get("signature"),
             "findings": finding_count,
             "mask": mask.relative_path if mask else None,
             "mask_sha256": mask.sha256 if mask else None,

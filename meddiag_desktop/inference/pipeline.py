@@ -20,8 +20,9 @@ import numpy as np
 
 from meddiag_desktop.domain import Finding, Progress, Segmentation, Volume
 from meddiag_desktop.inference.anatomy import check_volume
-from meddiag_desktop.inference.card import Activation, InputMode, ModelCard, verify_onnx
+from meddiag_desktop.inference.card import Activation, InputMode, ModelCard
 from meddiag_desktop.inference.findings import extract_findings
+from meddiag_desktop.inference.model_signature import PackageSignature, check_package
 from meddiag_desktop.inference.preprocess import (
     ModelInput,
     model_channel,
@@ -42,6 +43,7 @@ from meddiag_desktop.inference.sliding_window import (
     sliding_window,
 )
 from meddiag_desktop.inference.tiling import TilePlan, plan_tiles, tiled_inference
+from meddiag_desktop.inference.trusted_keys import TrustStore
 
 
 class ModelMismatchError(Exception):
@@ -62,6 +64,10 @@ class InferenceOptions:
     # The model's working memory for one tile, in MB; None = 1.5 x the scan's float32 size,
     # within [256, 1024] MB (small scans: a few large tiles rather than many small ones).
     tile_memory_mb: float | None = None
+    # An admin's explicit choice to run a package whose signature cannot be checked here
+    # (model_signature.check_package); recorded with the run, so the audit trail shows it.
+    allow_unsigned: bool = False
+    trust: TrustStore | None = None  # None: the shipped key plus this site's trusted keys
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class InferenceResult:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     plan: str = ""  # how the model was run, e.g. "6 tile(s) of (200, 140, 112) ..."
     model_inputs: tuple[tuple[int, ...], ...] = ()  # the shape of every model call's input
+    signature: PackageSignature | None = None  # who vouches for the model (stored with the run)
 
 
 TILE_MEMORY_MB_RANGE = (256.0, 1024.0)
@@ -131,7 +138,13 @@ def run_inference(
 
     yield Progress(0.0, "loading model", card.name)
     clock = time.perf_counter()
-    verify_onnx(card)
+    # The card's sha256 check and the package signature, at the last moment before loading.
+    signature = check_package(card, options.trust or TrustStore(), options.allow_unsigned)
+    if not signature.signed:
+        warnings.append(
+            f"The model '{card.name}' could not be verified ({signature.unsigned_reason}); it "
+            "ran because an admin allowed unsigned models."
+        )
     session, report = sessions.get(
         card.onnx_path, card.sha256, provider_preference(options.provider)
     )
@@ -229,6 +242,7 @@ def run_inference(
         tuple(warnings),
         plan_text,
         tuple(calls),
+        signature,
     )
 
 

@@ -11,16 +11,26 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from meddiag_desktop.inference.card import CARD_FILE, CardError, ModelCard, read_card, verify_onnx
+from meddiag_desktop.inference.card import CARD_FILE, CardError, ModelCard, read_card
+from meddiag_desktop.inference.model_signature import PackageSignature, check_package
+from meddiag_desktop.inference.trusted_keys import TrustStore
+from meddiag_desktop.resource_files import ShippedFileError, candidate_roots, shipped_dir
 from meddiag_desktop.user_folders import user_models_dir
 
 
 def bundled_models_dir() -> Path:
-    """``models/`` of the source tree (editable installs) or of a frozen app."""
+    """``models/`` of the source tree, a frozen app or an installed wheel (see resource_files).
+
+    An installation without one lists no bundled models (``meddiag models list`` says so)
+    rather than failing at start-up.
+    """
     configured = os.environ.get("MEDDIAG_BUNDLED_MODELS")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[2] / "models"
+    try:
+        return shipped_dir("models")
+    except ShippedFileError:
+        return candidate_roots()[0] / "models"
 
 
 @dataclass(frozen=True)
@@ -69,24 +79,38 @@ class ModelRegistry:
         names = ", ".join(sorted({c.name for c in self.cards()})) or "none installed"
         raise CardError(path, [f"no model named '{name_or_folder}' (available: {names})"])
 
-    def add(self, folder: Path, replace: bool = False) -> ModelCard:
-        """Validate a model folder (card and sha256) and copy it into the user folder."""
+    def add(
+        self,
+        folder: Path,
+        replace: bool = False,
+        trust: TrustStore | None = None,
+        allow_unsigned: bool = False,
+    ) -> tuple[ModelCard, PackageSignature]:
+        """Validate a model folder (card, sha256, signature) and copy it into the user folder.
+
+        The copy is verified again before it replaces anything, so a stick pulled out half-way
+        or a file changed during the copy never leaves an installed model that differs from
+        the one checked. Returns the installed card and who signed it.
+        """
+        trust = trust or TrustStore()
         card = read_card(folder)
-        verify_onnx(card)
+        check_package(card, trust, allow_unsigned)
         target = self.user_folder / card.name
-        if target.exists():
-            if not replace:
-                raise CardError(
-                    folder,
-                    [
-                        f"a model named '{card.name}' is already installed in "
-                        f"{target} (use --replace)"
-                    ],
-                )
-            shutil.rmtree(target)
+        if target.exists() and not replace:
+            raise CardError(
+                folder,
+                [f"a model named '{card.name}' is already installed in {target} (use --replace)"],
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.with_name(f".{card.name}.partial")
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(folder, staging)
+        try:
+            signature = check_package(read_card(staging), trust, allow_unsigned)
+        except CardError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if target.exists():  # --replace: the old copy goes only once the new one is verified
+            shutil.rmtree(target)
         os.replace(staging, target)
-        return read_card(target)
+        return read_card(target), signature

@@ -38,7 +38,8 @@ def test_find_by_name_and_folder(registry: ModelRegistry, tmp_path: Path) -> Non
 
 def test_add_copies_after_validation(registry: ModelRegistry, tmp_path: Path) -> None:
     source = make_model_folder(tmp_path / "new", name="new-model")
-    card = registry.add(source)
+    card, signature = registry.add(source)
+    assert signature.signed and signature.signer == "MedDiag test suite"
     assert card.folder == tmp_path / "user" / "new-model"
     assert (card.folder / "model.onnx").is_file()
     with pytest.raises(CardError, match="already installed"):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 
 import numpy as np
 import onnx
+from model_signing import sign_test_model
 from onnx import TensorProto, helper, numpy_helper
+
+from meddiag_desktop.inference.card import CardError
 
 CARD_TEMPLATE = """
 schema = 1
@@ -135,9 +139,11 @@ CONV_MODEL_RADIUS = 5
 def make_model_folder(folder: Path, name: str = "threshold-test", patch: int = 16,
                       spacing: float | None = 1.0, min_volume: float = 0.0,
                       model: str = "threshold", tiling: str = "",
-                      anatomy: str = CHEST_ANATOMY) -> Path:
+                      anatomy: str = CHEST_ANATOMY, signed: bool = True) -> Path:
     """A model folder with a card; ``model`` "conv" is the tiny U-Net, ``tiling`` extra lines
-    for [sliding_window] (e.g. max_tile_zyx), ``anatomy`` the [anatomy] table ("" for none)."""
+    for [sliding_window] (e.g. max_tile_zyx), ``anatomy`` the [anatomy] table ("" for none);
+    ``signed`` with the test key (trusted for the session by tests/conftest.py), as a real
+    package must be to run."""
     folder.mkdir(parents=True, exist_ok=True)
     build = conv_model if model == "conv" else threshold_model
     onnx_path = build(folder / "model.onnx")
@@ -147,4 +153,8 @@ def make_model_folder(folder: Path, name: str = "threshold-test", patch: int = 1
     (folder / "card.toml").write_text(CARD_TEMPLATE.format(
         name=name, sha256=sha, patch=patch, spacing_line=spacing_line, min_volume=min_volume,
         tiling=tiling, anatomy=anatomy))
+    if signed:
+        # A deliberately broken card stays unsigned: `models sign` refuses it too.
+        with contextlib.suppress(CardError):
+            sign_test_model(folder)
     return folder
