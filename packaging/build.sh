@@ -56,7 +56,8 @@ FREEZE_S=$(since "$T")
 step "tarball"
 T=$(date +%s)
 TARBALL=$OUT/$NAME-$VERSION-linux-x86_64.tar.gz
-tar -C "$BUILD/dist" --transform "s,^$NAME,$NAME-$VERSION," -czf "$TARBALL" "$NAME"
+# S: rename members only, never the targets of symlinks (the meddiag -> meddiag-desktop link).
+tar -C "$BUILD/dist" --transform "s,^$NAME,$NAME-$VERSION,S" -czf "$TARBALL" "$NAME"
 TAR_S=$(since "$T")
 
 step ".deb"
@@ -94,7 +95,10 @@ RUN_ENV=(env -u CI -u GITHUB_ACTIONS -u GITLAB_CI -u TF_BUILD -u JENKINS_URL -u 
          -u ORT_DISABLE_TELEMETRY HOME="$SCRATCH_HOME" XDG_CONFIG_HOME="$SCRATCH_HOME/.config"
          XDG_DATA_HOME="$SCRATCH_HOME/.local/share" QT_QPA_PLATFORM=offscreen)
 if [ "${MEDDIAG_DEB_INSTALL:-scratch}" = real ]; then
-    apt-get install -y -qq "$DEB" >/dev/null
+    # apt-get resolves the Depends line from the Debian archive (a stale package list: update once).
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "$DEB" >/dev/null 2>"$BUILD/logs/apt.log" || {
+        apt-get update -qq && apt-get install -y -qq "$DEB" >/dev/null; }
     INSTALLED=/usr/bin
 else
     dpkg -x "$DEB" "$BUILD/scratch-root"

@@ -116,7 +116,7 @@ def _run(scratch: Path, deadline_s: float) -> str:
         if state.failure:
             app.exit(EXIT_FAILED)
         elif time.monotonic() - began > deadline_s:
-            _fail(state, f"no result within {deadline_s:.0f} s at step '{state.step}'")
+            _fail(state, f"no result within {deadline_s:g} s")
             app.exit(EXIT_FAILED)
         elif state.step.startswith("make") and window.case is not None:
             if window.run_action.isEnabled():
