@@ -8,6 +8,14 @@ environment variable ``ORT_DISABLE_TELEMETRY=1`` does, but only when it is set b
 is first imported, because the library decides once per process. So the package's ``__init__``
 calls :func:`switch_off_telemetry` before anything else can import onnxruntime: the CLI, the app,
 the frozen app and the tests all import ``meddiag_desktop`` first.
+
+OpenVINO (the CPU runtime, inference/cpu_runtime.py) is worse: ``import openvino`` imports its
+model converter, which starts Intel's Google Analytics client (the ``openvino_telemetry``
+package, a dependency of the wheel) and, with no consent file in ``~/intel``, counts that as
+consent: it writes ``~/intel/openvino_ga_cid`` and forks a process that connects to
+``www.google-analytics.com`` (seen with a Python audit hook and strace, openvino 2026.4.1).
+OpenVINO falls back to a do-nothing stub when ``openvino_telemetry`` cannot be imported, so the
+module is blocked in ``sys.modules`` here, before anything can import openvino.
 """
 
 from __future__ import annotations
@@ -23,9 +31,22 @@ from pathlib import Path
 TELEMETRY_SWITCHES = {"ORT_DISABLE_TELEMETRY": "1"}
 
 
+# Modules that only send telemetry: importing them fails, so their users take their stubs.
+BLOCKED_MODULES = ("openvino_telemetry",)
+
+
 def switch_off_telemetry() -> None:
-    """Set the telemetry switches in this process's environment (inherited by its children)."""
+    """Set the telemetry switches in this process's environment (inherited by its children)
+    and block the telemetry-only modules (a None entry makes their import raise ImportError)."""
     os.environ.update(TELEMETRY_SWITCHES)
+    for name in BLOCKED_MODULES:
+        if sys.modules.get(name) is not None:
+            warnings.warn(
+                f"{name} was imported before meddiag_desktop; import meddiag_desktop first",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        sys.modules[name] = None  # type: ignore[assignment]
     if "onnxruntime" in sys.modules:
         warnings.warn(
             "onnxruntime was imported before meddiag_desktop, so its telemetry switch may have "

@@ -20,12 +20,13 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from meddiag_desktop.app.background import BackgroundRunner
+from meddiag_desktop.db.audit import log_event
 from meddiag_desktop.db.case_label_map import case_label_map
 from meddiag_desktop.db.cases import get_case
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.imported_masks import add_imported_mask
 from meddiag_desktop.db.importing import import_series
-from meddiag_desktop.db.records import CaseDetail
+from meddiag_desktop.db.records import AuditAction, CaseDetail
 from meddiag_desktop.domain import Progress, SeriesInfo
 from meddiag_desktop.scans.seg_reading import SegLabelMap
 
@@ -72,6 +73,7 @@ class CaseController(QObject):
         def job(progress) -> OpenedCase:
             progress(Progress(0.0, "opening the case", series.description or series.key))
             case_id = import_series(db, series).case_id
+            log_event(db, AuditAction.CASE_VIEWED, case_id)  # who opened it: the case history
             if seg is not None:
                 return _with_seg(db, series.key, case_id, seg)
             return _read_case(db, series.key, case_id)

@@ -3,8 +3,9 @@
 Before, only ``meddiag cases show`` told a reader who rejected a finding and why. The history
 is built from the database layer's domain records only: the :class:`CaseDetail` (model runs,
 every review decision with its reviewer, time and reason, the sign-off) and the case's audit
-events (:func:`meddiag_desktop.db.audit.case_history`, for the manual findings, whose rows
-carry no author). Oldest first, as it happened.
+events (:func:`meddiag_desktop.db.audit.case_history`: the import, every opening, the manual
+findings, whose rows carry no author, saved outline edits and every export). Oldest first, as it
+happened.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -28,6 +30,7 @@ from PySide6.QtWidgets import (
 from meddiag_desktop.app.findings_panel import REVIEW_COLOURS, REVIEW_TEXT
 from meddiag_desktop.db.records import AuditAction, AuditEvent, CaseDetail, ReviewStatus
 from meddiag_desktop.domain import Finding
+from meddiag_desktop.inference.cpu_runtime import runtime_label
 
 HISTORY_COLUMNS = ("When", "Who", "What", "Finding", "Why / details")
 
@@ -42,6 +45,12 @@ class HistoryEntry:
     finding: str  # "#2", "M1" or "" when about the whole case
     why: str
     decision: ReviewStatus | None = None  # for review decisions: colours the row like the panel
+
+
+def _runtime_text(runtime: object) -> str:
+    """' (OpenVINO, float32)' from a run's stored provenance ('' for older runs)."""
+    label = runtime_label(runtime)
+    return f" ({label})" if label else ""
 
 
 def _signer_text(signature: object) -> str:
@@ -68,7 +77,9 @@ def history_entries(case: CaseDetail, events: Sequence[AuditEvent] = ()) -> list
             run.actor,
             f"Model run {run.outcome.value}",
             "",
-            f"{run.model_name} {run.model_version} on {run.provider.upper() or '?'}: "
+            f"{run.model_name} {run.model_version} on {run.provider.upper() or '?'}"
+            + _runtime_text(run.parameters.get("runtime"))
+            + ": "
             f"{len(run.findings)} finding(s)" + (f"; {run.error}" if run.error else "")
             + _signer_text(run.parameters.get("signature")),
         )
@@ -91,7 +102,10 @@ def history_entries(case: CaseDetail, events: Sequence[AuditEvent] = ()) -> list
             )
         )
     for event in events:
-        if event.action is AuditAction.FINDING_ADDED:
+        logged = _logged_entry(event)
+        if logged is not None:
+            entries.append(logged)
+        elif event.action is AuditAction.FINDING_ADDED:
             volume = event.details.get("volume_ml")
             size = f", {volume:.2f} mL" if isinstance(volume, int | float) else ""
             entries.append(
@@ -108,6 +122,33 @@ def history_entries(case: CaseDetail, events: Sequence[AuditEvent] = ()) -> list
             HistoryEntry(case.signed_at, case.signed_by or "?", "Signed off; case locked", "", "")
         )
     return sorted(entries, key=lambda entry: entry.when)
+
+
+def _logged_entry(event: AuditEvent) -> HistoryEntry | None:
+    """Import, opening, saved outline and export: known only from the audit log."""
+    details = event.details
+    if event.action is AuditAction.CASE_IMPORTED:
+        why = str(details.get("location") or "")
+    elif event.action is AuditAction.CASE_VIEWED:
+        why = ""
+    elif event.action is AuditAction.MASK_EDIT_SAVED:
+        why = f"{details.get('labelled_voxels', '?')} labelled voxel(s)"
+    elif event.action is AuditAction.REPORT_EXPORTED:
+        files = details.get("files") or ()
+        names = ", ".join(Path(str(f.get("name", "?"))).name for f in files if isinstance(f, dict))
+        draft = " (DRAFT)" if details.get("draft") else ""
+        why = f"{names or 'nothing'}{draft} to {details.get('folder', '?')}"
+    else:
+        return None
+    return HistoryEntry(event.occurred_at, event.actor, _LOGGED_TEXT[event.action], "", why)
+
+
+_LOGGED_TEXT = {
+    AuditAction.CASE_IMPORTED: "Imported",
+    AuditAction.CASE_VIEWED: "Opened",
+    AuditAction.MASK_EDIT_SAVED: "Outline edit saved",
+    AuditAction.REPORT_EXPORTED: "Exported",
+}
 
 
 def _edit_text(before: Finding | None, after: Finding | None) -> str:

@@ -9,7 +9,10 @@ and stops the exporter there by raising from its progress callback; the exporter
 file under a temporary name first, so a stopped or failed export leaves no half-written file.
 
 The exporter's refusals (:class:`ExportError`: a case without a run, a folder that cannot be
-written) come back as ``export_failed`` with its one-line reason, never a traceback. The audit
+written) come back as ``export_failed`` with its one-line reason, never a traceback. One refusal
+is a question instead: a de-identified export of images whose pixels may show the patient's
+name (burned-in annotation) is asked about (``confirm_burned_in``), and runs again confirmed
+when the reader says yes. The audit
 event (who, which files, their sha256) is the exporter's own; the user it names is the one the
 request's database acts as, so the window passes the review controller's database.
 """
@@ -18,12 +21,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QMessageBox
 
 from meddiag_desktop.app.background import BackgroundRunner
 from meddiag_desktop.app.export_dialog import ExportChoices
@@ -41,6 +45,7 @@ class ExportRequest:
     database: Database
     case_id: int
     choices: ExportChoices
+    allow_burned_in: bool = False  # the reader confirmed images with burned-in text
 
 
 class ExportCancelled(Exception):
@@ -52,6 +57,19 @@ class _Refused:
     """The exporter's own refusal, carried back as a result so its words reach the reader."""
 
     message: str
+    burned_in: bool = False  # a de-identified export refused for burned-in text: ask
+
+
+def ask_about_burned_in(message: str) -> bool:
+    """The reader's answer to exporting images whose pixels may show identifying text."""
+    answer = QMessageBox.question(
+        None,
+        "Burned-in annotation",
+        f"{message}\n\nExport these images anyway?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def open_in_file_manager(folder: Path) -> bool:
@@ -87,6 +105,9 @@ class ExportController(QObject):
         self._cancel = threading.Event()
         # Opens the folder named at the end; a test replaces it to see the request.
         self.open_folder: Callable[[Path], object] = open_in_file_manager
+        # Asks whether to export images with burned-in text anyway; a test replaces it.
+        self.confirm_burned_in: Callable[[str], bool] = ask_about_burned_in
+        self._request: ExportRequest | None = None
 
     @property
     def running(self) -> bool:
@@ -102,7 +123,7 @@ class ExportController(QObject):
         if self.running:
             return False
         cancel = threading.Event()
-        self._cancel, self._case_id = cancel, request.case_id
+        self._cancel, self._case_id, self._request = cancel, request.case_id, request
         choices = request.choices
 
         def job(progress: Callable[[Progress], None]) -> ExportResult | _Refused | ExportCancelled:
@@ -113,9 +134,16 @@ class ExportController(QObject):
 
             # Imported here: reportlab, highdicom and matplotlib load on the first export, not
             # every time the window opens.
+            from meddiag_desktop.deid import DeidError, parse_options
+            from meddiag_desktop.export.deidentified import BurnedInRefused, DeidRequest
             from meddiag_desktop.export.write_outputs import ExportError, export_case
 
             try:
+                deidentify = DeidRequest(
+                    options=parse_options(choices.deid_options),
+                    images=choices.include_images,
+                    allow_burned_in=request.allow_burned_in,
+                ) if choices.deidentify else None
                 return export_case(
                     request.database,
                     request.case_id,
@@ -123,8 +151,11 @@ class ExportController(QObject):
                     outputs=choices.outputs,
                     progress=report,
                     page_size=choices.page_size,
+                    deidentify=deidentify,
                 )
-            except ExportError as exc:
+            except BurnedInRefused as exc:
+                return _Refused(str(exc), burned_in=True)
+            except (ExportError, DeidError) as exc:
                 return _Refused(str(exc))
             except ExportCancelled as exc:
                 return exc
@@ -152,6 +183,16 @@ class ExportController(QObject):
 
     def _ended(self, case_id: int, outcome: object) -> None:
         self._busy = False
+        request = self._request
+        if (
+            isinstance(outcome, _Refused)
+            and outcome.burned_in
+            and request is not None
+            and not request.allow_burned_in
+            and self.confirm_burned_in(outcome.message)
+        ):
+            self.export(replace(request, allow_burned_in=True))
+            return
         if isinstance(outcome, _Refused):
             self.export_failed.emit(case_id, failure_message(case_id, outcome.message))
         elif isinstance(outcome, ExportCancelled):

@@ -8,6 +8,10 @@ export would replace are named before anyone clicks Export. An unsigned case say
 theme's amber box, that every output will be marked DRAFT: the exporter marks them, the dialog
 makes sure nobody is surprised by it.
 
+"De-identify" makes the export a DICOM PS3.15 de-identified one (``meddiag export
+--deidentify``): the patient's pseudonym instead of name, ID and birth date in every output,
+with the options ticked below it and, on request, de-identified copies of the source images.
+
 The dialog only collects choices (:class:`ExportChoices`); the export itself runs off the GUI
 thread in :class:`meddiag_desktop.app.export_controller.ExportController`.
 """
@@ -58,6 +62,12 @@ OUTPUT_TEXT: dict[str, tuple[str, str]] = {
     "json": ("Findings (JSON)", "findings.json"),
 }
 PAGE_SIZES = ("A4", "Letter")
+# The PS3.15 options (``meddiag_desktop.deid.DeidOption`` values) as the dialog names them.
+DEID_OPTION_TEXT: dict[str, str] = {
+    "retain-dates": "Keep time intervals (every date moved by the patient's one offset)",
+    "retain-patient-characteristics": "Keep patient characteristics (sex, age, size, weight)",
+    "clean-descriptors": "Keep descriptions, cleaned of identifying words",
+}
 DRAFT_WARNING = (
     "This case is not signed off: every output will be marked DRAFT. Sign off first for a "
     "final report."
@@ -71,6 +81,9 @@ class ExportChoices:
     out_dir: Path
     outputs: tuple[str, ...]
     page_size: str = "A4"
+    deidentify: bool = False  # DICOM PS3.15 de-identification (the options below with it)
+    deid_options: tuple[str, ...] = ()  # DEID_OPTION_TEXT keys
+    include_images: bool = False  # de-identified copies of the source images (images/)
 
 
 def default_export_dir(case_id: int) -> Path:
@@ -141,6 +154,7 @@ class ExportDialog(QDialog):
         folder_row = QHBoxLayout()
         folder_row.addWidget(self.folder_edit, 1)
         folder_row.addWidget(self.browse_button)
+        deidentify = self._deidentify_box()
         self.page_size = QComboBox()
         self.page_size.addItems(PAGE_SIZES)
         form = QFormLayout()
@@ -164,17 +178,48 @@ class ExportDialog(QDialog):
         layout.addWidget(self.contents)
         layout.addWidget(self.draft_warning)
         layout.addWidget(outputs)
+        layout.addWidget(deidentify)
         layout.addLayout(form)
         layout.addWidget(self.replace_note)
         layout.addStretch(1)
         layout.addWidget(self.buttons)
         self._update()
 
+    def _deidentify_box(self) -> QGroupBox:
+        group = QGroupBox("Privacy")
+        column = QVBoxLayout(group)
+        self.deidentify_box = QCheckBox(
+            "De-identify (DICOM PS3.15 basic profile): the patient's pseudonym instead of "
+            "name, ID and birth date"
+        )
+        self.deidentify_box.toggled.connect(self._update)
+        column.addWidget(self.deidentify_box)
+        self.deid_option_boxes: dict[str, QCheckBox] = {}
+        for name, text in DEID_OPTION_TEXT.items():
+            box = QCheckBox(text)
+            box.setContentsMargins(20, 0, 0, 0)
+            self.deid_option_boxes[name] = box
+            column.addWidget(box)
+        self.images_box = QCheckBox("Include the de-identified source images (images/)")
+        column.addWidget(self.images_box)
+        return group
+
     def choices(self) -> ExportChoices:
-        """The ticked outputs, the folder (``~`` expanded) and the paper size."""
+        """The ticked outputs, the folder (``~`` expanded), the paper size and privacy."""
         chosen = tuple(name for name, box in self.output_boxes.items() if box.isChecked())
         folder = Path(self.folder_edit.text().strip()).expanduser()
-        return ExportChoices(folder, chosen, self.page_size.currentText())
+        deidentify = self.deidentify_box.isChecked()
+        return ExportChoices(
+            folder,
+            chosen,
+            self.page_size.currentText(),
+            deidentify=deidentify,
+            deid_options=tuple(
+                name for name, box in self.deid_option_boxes.items()
+                if deidentify and box.isChecked()
+            ),
+            include_images=deidentify and self.images_box.isChecked(),
+        )
 
     def set_folder(self, folder: Path | str) -> None:
         self.folder_edit.setText(str(folder))
@@ -192,6 +237,8 @@ class ExportDialog(QDialog):
         has_folder = bool(self.folder_edit.text().strip())
         self.export_button.setEnabled(bool(choices.outputs) and has_folder)
         self.page_size.setEnabled("pdf" in choices.outputs)
+        for box in (*self.deid_option_boxes.values(), self.images_box):
+            box.setEnabled(choices.deidentify)
         existing = [
             OUTPUT_TEXT[name][1]
             for name in choices.outputs
@@ -210,6 +257,8 @@ def finished_text(result: ExportResult, folder: bool = True) -> str:
     text = f"Case {result.case_id}: {count} file{'' if count == 1 else 's'} written"
     if folder:
         text += f" to {result.out_dir}"
+    if result.pseudonym:
+        text += f", de-identified: the patient is {result.pseudonym}"
     if result.draft:
         text += " (marked DRAFT: the case is not signed)"
     return text + "."
@@ -241,6 +290,8 @@ class ExportFinishedBox(QMessageBox):
         self.setText(printable(finished_text(result, folder=False)))
         # The folder on a line of its own: a long path then wraps at its own spaces only.
         files = "\n".join(path.name for path in result.files)
+        if result.images is not None:
+            files += f"\n{result.images.name}/ (de-identified source images)"
         shown = f"In {result.out_dir}:\n{files}" + (f"\n\n{skipped}" if skipped else "")
         self.setInformativeText(printable(shown, keep_lines=True))
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -238,6 +238,8 @@ class FindingsPanel(QWidget):
         self.reason_prompt = reason_prompt
         self._case: CaseDetail | None = None
         self._advance_after_review = False
+        self._review_refused = ""  # what the user's role forbids (set_refusals); "": allowed
+        self._sign_refused = ""
 
         self.title = QLabel("Findings")
         self.title.setObjectName("panelTitle")
@@ -380,6 +382,16 @@ class FindingsPanel(QWidget):
             self._reselect(previous, advance)
         self._update_actions()
 
+    def set_refusals(self, review: str, sign: str) -> None:
+        """Why the signed-in user may not review or sign ("" where they may): those actions
+        stay disabled, and their tooltips say why."""
+        self._review_refused, self._sign_refused = review, sign
+        for action in (self.accept_action, self.reject_action, self.edit_action, self.add_action):
+            tip = action.property("allowedTip") or action.toolTip()
+            action.setProperty("allowedTip", tip)
+            action.setToolTip(review or tip)
+        self._update_actions()
+
     def _reselect(self, previous: StoredFinding, advance: bool) -> None:
         row = self.model.row_of(previous.finding_pk)
         if row < 0:
@@ -417,7 +429,7 @@ class FindingsPanel(QWidget):
 
     def _update_actions(self) -> None:
         case = self._case
-        editable = case is not None and case.signed_at is None
+        editable = case is not None and case.signed_at is None and not self._review_refused
         selected = self.selected_finding()
         status = selected.review_status if selected is not None else None
         self.accept_action.setEnabled(
@@ -432,6 +444,8 @@ class FindingsPanel(QWidget):
         self.previous_action.setEnabled(self.model.rowCount() > 0)
         self.history_action.setEnabled(case is not None)
         can_sign, why = sign_off_state(case)
+        if self._sign_refused:
+            can_sign, why = False, self._sign_refused
         self.sign_action.setEnabled(can_sign)
         self.sign_reason.setText(why)
         self.sign_button.setToolTip(why)

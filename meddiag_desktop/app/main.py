@@ -7,9 +7,11 @@ so tests can build the same window with their own settings file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSettings
@@ -19,16 +21,19 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from meddiag_desktop import __version__
 from meddiag_desktop.app.app_settings import AppSettings
 from meddiag_desktop.app.display_check import check_display
+from meddiag_desktop.app.login_dialog import SignInCancelled, SignInPrompt, ask_to_sign_in
 from meddiag_desktop.app.main_window import APP_NAME, MainWindow
 from meddiag_desktop.app.message_bar import MessageLevel
 from meddiag_desktop.app.scan_controller import ScanController
+from meddiag_desktop.app.screen_lock import ScreenLock
 from meddiag_desktop.app.theme import apply_theme
 from meddiag_desktop.db.engine import Database
+from meddiag_desktop.db.login import policy as login_policy
 from meddiag_desktop.db.records import UserRole
 from meddiag_desktop.db.users import ensure_user
 from meddiag_desktop.resource_files import resource_path
 from meddiag_desktop.safe_text import install_log_sanitiser
-from meddiag_desktop.user_folders import demo_case_dir
+from meddiag_desktop.user_folders import demo_case_dir, secure_user_data_dir
 
 ORGANIZATION = "MedDiag"
 DEMO_NOTICE = (
@@ -69,17 +74,45 @@ def configure_pyqtgraph() -> None:
     pg.setConfigOptions(imageAxisOrder="row-major")
 
 
-def build_window(settings: QSettings) -> MainWindow:
+def build_window(
+    settings: QSettings,
+    ask_passphrase: Callable[[Path], str | None] | None = None,
+    sign_in: SignInPrompt = ask_to_sign_in,
+) -> MainWindow:
     """The main window with its controllers and the case database the settings name.
 
     Used by :func:`main` and the GUI tests. Raises ValueError/OSError with a readable message
-    when the database cannot be opened (locked, read-only, newer than this app).
+    when the database cannot be opened (locked, read-only, newer than this app, encrypted and
+    no passphrase given). ``ask_passphrase`` asks an encrypted database's passphrase when
+    nothing else gives it (None: cancelled). With login on, ``sign_in`` asks who is working
+    before the window (and any case) shows, and the window locks when idle; nobody signing in
+    raises SignInCancelled.
     """
     app_settings = AppSettings.load(settings)
-    database = Database.open(app_settings.database_settings())
+    database_settings = app_settings.database_settings()
+    if ask_passphrase is not None:
+        from meddiag_desktop.db.encryption_keys import passphrase_needed
+        from meddiag_desktop.db.engine import resolve_url, sqlite_file
+
+        path = sqlite_file(resolve_url(database_settings.url))
+        if passphrase_needed(path) and path is not None:
+            passphrase = ask_passphrase(path)
+            if passphrase is not None:
+                database_settings = dataclasses.replace(database_settings, passphrase=passphrase)
+    database = Database.open(database_settings)
     try:
-        ensure_user(database, database.actor, UserRole.RADIOLOGIST)
-        return MainWindow(ScanController(), settings, database, app_settings)
+        policy = login_policy(database)
+        if policy.required:
+            signed = sign_in(database)
+            if signed is None:
+                raise SignInCancelled("nobody signed in")
+            database = signed
+        else:
+            ensure_user(database, database.actor, UserRole.RADIOLOGIST)
+        window = MainWindow(ScanController(), settings, database, app_settings)
+        if policy.required:
+            window.screen_lock = ScreenLock(window, database, policy.idle_lock_minutes)
+        return window
     except BaseException:
         database.close()
         raise
@@ -112,7 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = QSettings(ORGANIZATION, APP_NAME)
     apply_theme(app, AppSettings.load(settings).theme.value)
     try:
-        window = build_window(settings)
+        from meddiag_desktop.app.passphrase_dialog import ask_database_passphrase
+
+        fixed = secure_user_data_dir()  # 0700: it holds the cases (the database opens there)
+        window = build_window(settings, ask_database_passphrase)
+    except SignInCancelled:
+        return 1
     except (ValueError, OSError) as exc:
         QMessageBox.critical(
             None,
@@ -121,6 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     window.show()
+    fixed += window.database.permission_fixes
+    if fixed:  # each is in the log too
+        more = f" (and {len(fixed) - 1} more, listed in the log)" if len(fixed) > 1 else ""
+        window.show_notice(
+            f"Only you can read your cases now: {fixed[0].message}{more}", MessageLevel.WARNING
+        )
     if args.demo:
         window.open_demo(demo_case_dir())
         window.show_notice(DEMO_NOTICE, MessageLevel.INFO)

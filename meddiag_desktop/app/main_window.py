@@ -13,6 +13,7 @@ Signing asks first (:attr:`MainWindow.confirm_sign_off`, a dialog listing what i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,7 @@ from meddiag_desktop.app.inference_controller import (
     RunRequest,
     RunTag,
 )
+from meddiag_desktop.app.login_dialog import sentence, user_status_text
 from meddiag_desktop.app.message_bar import MessageBar, MessageLevel
 from meddiag_desktop.app.model_picker import ModelPickerDialog
 from meddiag_desktop.app.provider_details import ProviderDetailsBox
@@ -67,9 +69,11 @@ from meddiag_desktop.app.viewer_tools import ViewerTools
 from meddiag_desktop.app.worklist_panel import WorklistPanel
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.records import CaseDetail, MaskEdit, ReviewStatus, StoredFinding
+from meddiag_desktop.db.roles import Permission, refusals
 from meddiag_desktop.demo.case import DICOM_FOLDER as DEMO_DICOM_FOLDER
 from meddiag_desktop.domain import SeriesInfo, SeriesKind, Volume
 from meddiag_desktop.inference.card import ModelCard
+from meddiag_desktop.inference.cpu_runtime import RuntimeChoice
 from meddiag_desktop.inference.provider_reason import fell_back, plain_reason
 from meddiag_desktop.inference.session import ProviderReport
 from meddiag_desktop.safe_text import printable
@@ -78,6 +82,7 @@ from meddiag_desktop.viewer.keymap import bind_action, key_names
 from meddiag_desktop.viewer.mpr_viewer import MprViewer
 
 if TYPE_CHECKING:
+    from meddiag_desktop.app.screen_lock import ScreenLock
     from meddiag_desktop.export.write_outputs import ExportResult
 
 APP_NAME = "MedDiag Desktop"
@@ -140,11 +145,16 @@ class MainWindow(QMainWindow):
         self.inference = InferenceController(self)
         self.review = ReviewController(database, self)
         self.exports = ExportController(self)
+        # What the signed-in user's role forbids (as a sentence; "" where it allows): those
+        # actions stay greyed out, their tooltips saying why. The core refuses them anyway.
+        self.refusals = {p: sentence(why) if why else "" for p, why in refusals(database).items()}
+        self.screen_lock: ScreenLock | None = None  # with login on (build_window adds it)
         self.setWindowTitle(f"{APP_NAME} — {CLINICAL_NOTICE}")
         self.setAcceptDrops(True)
         self._build_central()
         self.tools = ViewerTools(self.viewer, self)
         self._build_menus_and_toolbar()
+        self._apply_role_limits()
         self._build_status_bar()
         self._connect()
         self._restore_settings()
@@ -313,7 +323,11 @@ class MainWindow(QMainWindow):
         self.clinical_notice = QLabel(CLINICAL_NOTICE.upper())
         self.clinical_notice.setObjectName("clinicalNotice")
         self.clinical_notice.setToolTip("MedDiag Desktop is not a medical device (Help → About)")
+        self.user_label = QLabel(user_status_text(self._db))
+        self.user_label.setObjectName("signedInUser")
+        self.user_label.setToolTip("Who is working: everything saved is recorded in this name")
         status = self.statusBar()
+        status.addPermanentWidget(self.user_label)
         status.addPermanentWidget(self.provider_label)
         status.addPermanentWidget(self.provider_button)
         status.addPermanentWidget(self.progress_bar)
@@ -552,6 +566,9 @@ class MainWindow(QMainWindow):
         if case is None:
             self.show_error("Open a case first: an export is a case's.")
             return None
+        if self.refusals[Permission.EXPORT]:
+            self.show_error(self.refusals[Permission.EXPORT])
+            return None
         dialog = ExportDialog(case, parent=self)
         dialog.accepted.connect(
             lambda: self.exports.export(
@@ -749,7 +766,7 @@ class MainWindow(QMainWindow):
         if self._case is None or outcome.case_id != self._case.case_id:
             return  # stored with its own case; the reader has opened another one since
         result = outcome.result
-        self._show_provider(result.provider)
+        self._show_provider(result.provider, result.runtime)
         self._status(
             f"{result.card.name}: {len(result.findings)} finding(s) in {outcome.elapsed_s:.0f} s "
             f"on {result.provider.short_name.upper()}; saved with the case."
@@ -759,11 +776,18 @@ class MainWindow(QMainWindow):
             self._select_first_finding = True
             self.cases.reopen(self._series.key, self._case.case_id)
 
-    def _show_provider(self, report: ProviderReport) -> None:
-        """'Model ran on CPU' and, when a GPU was tried, why not in words, with Details…"""
+    def _show_provider(self, report: ProviderReport, runtime: RuntimeChoice | None = None) -> None:
+        """'Model ran on CPU (OpenVINO, float32)' and, when a GPU was tried, why not in words,
+        with Details…; the tooltip also says why no faster runtime or precision was used."""
         self._provider = report
-        self.provider_label.setText(f"Model ran on {report.short_name.upper()}")
-        self.provider_label.setToolTip(plain_reason(report))
+        where = report.short_name.upper()
+        if runtime is not None:
+            where += f" ({runtime.label})"
+        self.provider_label.setText(f"Model ran on {where}")
+        tip = plain_reason(report)
+        if runtime is not None:
+            tip += f" Runtime: {runtime.describe()}."
+        self.provider_label.setToolTip(tip)
         self.provider_button.setVisible(fell_back(report))
 
     def _run_failed(self, tag: RunTag, message: str) -> None:
@@ -852,8 +876,18 @@ class MainWindow(QMainWindow):
         self.save_edit_action.setEnabled(editing)
         self.discard_edit_action.setEnabled(editing)
         self.export_action.setEnabled(
-            self._case is not None and not editing and not self.exports.running
+            self._case is not None
+            and not editing
+            and not self.exports.running
+            and not self.refusals[Permission.EXPORT]
         )
+
+    def _apply_role_limits(self) -> None:
+        self.findings.set_refusals(
+            self.refusals[Permission.REVIEW], self.refusals[Permission.SIGN]
+        )
+        if self.refusals[Permission.EXPORT]:
+            self.export_action.setToolTip(self.refusals[Permission.EXPORT])
 
     def _busy_changed(self, busy: bool) -> None:
         if not self.inference.running:
@@ -897,6 +931,11 @@ class MainWindow(QMainWindow):
 
     def _edit_settings(self) -> None:
         edited = SettingsDialog.edit(self._app_settings, self)
+        models_refused = self.refusals[Permission.MANAGE_MODELS]
+        unchanged = self._app_settings.allow_unsigned_models
+        if edited is not None and models_refused and edited.allow_unsigned_models != unchanged:
+            self.show_error(f"{models_refused} Unsigned models stay as they were.")
+            edited = replace(edited, allow_unsigned_models=unchanged)
         if edited is not None and edited != self._app_settings:
             edited.save(self._settings)
             restart = edited.database != self._app_settings.database

@@ -16,7 +16,8 @@ from meddiag_desktop.cli import model_signing_commands
 from meddiag_desktop.cli.output import ProgressBar
 from meddiag_desktop.domain import Finding, SeriesInfo, Volume
 from meddiag_desktop.inference.anatomy import AnatomyCheck, check_series, check_volume
-from meddiag_desktop.inference.card import ModelCard
+from meddiag_desktop.inference.card import ModelCard, Precision
+from meddiag_desktop.inference.cpu_runtime import RUNTIMES
 from meddiag_desktop.inference.model_signature import PackageSignature, signature_summary
 from meddiag_desktop.inference.pipeline import (
     InferenceOptions,
@@ -33,6 +34,7 @@ from meddiag_desktop.scans import choose_series, discover, load, write_label_map
 
 if TYPE_CHECKING:
     from meddiag_desktop.db.engine import Database
+    from meddiag_desktop.db.roles import Permission
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -66,6 +68,24 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         choices=["auto", *SHORT_NAMES],
         default="auto",
         help="execution provider to prefer (falls back to the CPU)",
+    )
+    infer.add_argument(
+        "--runtime",
+        choices=["auto", *RUNTIMES],
+        default="auto",
+        help="CPU runtime (auto: OpenVINO when installed, else onnxruntime)",
+    )
+    infer.add_argument(
+        "--precision",
+        choices=["auto", *(p.value for p in Precision)],
+        default="auto",
+        help="arithmetic precision (auto: the fastest this CPU runs among those the model's "
+        "card lists as validated)",
+    )
+    infer.add_argument(
+        "--allow-unvalidated-precision",
+        action="store_true",
+        help="validating a model: run a --precision its card does not list (recorded)",
     )
     infer.add_argument(
         "--probabilities",
@@ -158,7 +178,11 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from meddiag_desktop.cli.sign_in import check_permission
+    from meddiag_desktop.db.roles import Permission
+
     if not args.allow_unsigned:
+        check_permission(args, args.db, Permission.MANAGE_MODELS)
         card, signature = ModelRegistry().add(args.folder, replace=args.replace)
         print(f"installed {card.name} {card.version} in {card.folder}; {signature.describe()}")
         return 0
@@ -166,7 +190,7 @@ def _add(args: argparse.Namespace) -> int:
     from meddiag_desktop.db.records import AuditAction
 
     # Opened first: accepting an unverified model that cannot be put on the record is refused.
-    with _case_database(args.db) as db:
+    with _case_database(args.db, args, Permission.MANAGE_MODELS) as db:
         assert db is not None
         card, signature = ModelRegistry().add(
             args.folder, replace=args.replace, allow_unsigned=True
@@ -206,6 +230,9 @@ def _infer(args: argparse.Namespace) -> int:
         allow_modality_mismatch=args.force_modality,
         allow_anatomy_mismatch=args.force_anatomy,
         allow_unsigned=args.allow_unsigned,
+        runtime=None if args.runtime == "auto" else args.runtime,
+        precision=None if args.precision == "auto" else args.precision,
+        allow_unvalidated_precision=args.allow_unvalidated_precision,
     )
     if args.allow_unsigned and args.db is None:
         print(
@@ -213,7 +240,7 @@ def _infer(args: argparse.Namespace) -> int:
             "that an unverified model was used",
             file=sys.stderr,
         )
-    with _case_database(args.db) as db:
+    with _case_database(args.db, args) as db:
         result = _run_recorded(db, series, card, volume, options)
         args.out.mkdir(parents=True, exist_ok=True)
         write_label_map(volume, result.segmentation.labels_zyx, args.out / "mask.nii.gz")
@@ -241,6 +268,8 @@ def _infer(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if result.signature is not None:
         print(f"Model {card.name} {card.version}: {result.signature.describe()}")
+    if result.runtime is not None:
+        print(f"Runtime: {result.runtime.describe()}")
     print(
         f"{len(result.findings)} finding(s); {result.provider.describe()}; "
         f"{result.timings_s['total']:.1f} s. Wrote {args.out}/mask.nii.gz and findings.json."
@@ -256,14 +285,17 @@ def _infer(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _case_database(url: str | None) -> Iterator[Database | None]:
-    """The database ``--db`` names (opened before the run, so a bad URL fails fast), or None."""
+def _case_database(
+    url: str | None, args: argparse.Namespace, permission: Permission | None = None
+) -> Iterator[Database | None]:
+    """The database ``--db`` names (opened before the run, so a bad URL fails fast), or None;
+    acting as the user signed in when login is on (:mod:`meddiag_desktop.cli.sign_in`)."""
     if url is None:
         yield None
         return
-    from meddiag_desktop.db.engine import Database, DatabaseSettings
+    from meddiag_desktop.cli.sign_in import open_as_user
 
-    with Database.open(DatabaseSettings(url=url or None)) as db:
+    with open_as_user(args, url, permission) as db:
         yield db
 
 
@@ -309,6 +341,9 @@ def _run_options(options: InferenceOptions) -> dict:
         "allow_modality_mismatch": options.allow_modality_mismatch,
         "allow_anatomy_mismatch": options.allow_anatomy_mismatch,
         "allow_unsigned": options.allow_unsigned,
+        "runtime": options.runtime or "auto",
+        "precision": options.precision or "auto",
+        "allow_unvalidated_precision": options.allow_unvalidated_precision,
     }
 
 
@@ -351,6 +386,7 @@ def findings_report(result: InferenceResult, source: str, scan_warnings: list[st
         "provider_fallbacks": [
             {"provider": p, "reason": why} for p, why in result.provider.attempts
         ],
+        "runtime": result.runtime.to_dict() if result.runtime is not None else None,
         "timings_s": {k: round(v, 4) for k, v in result.timings_s.items()},
         "labels": {str(k): v for k, v in card.label_names.items()},
         "findings": [finding_dict(f) for f in result.findings],

@@ -73,13 +73,14 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _trust(args: argparse.Namespace) -> int:
+    from meddiag_desktop.cli.sign_in import open_as_user
     from meddiag_desktop.db.audit import log_event
-    from meddiag_desktop.db.engine import Database, DatabaseSettings
     from meddiag_desktop.db.records import AuditAction
+    from meddiag_desktop.db.roles import Permission
 
     name = args.name or args.public_key.stem
     # Opened first: a trust change that cannot be put on the record is not made.
-    with Database.open(DatabaseSettings(url=args.db or None)) as db:
+    with open_as_user(args, args.db, Permission.MANAGE_MODELS) as db:
         store = TrustStore()
         key, added = store.trust(args.public_key, name, db.actor)
         if not added:
@@ -92,11 +93,12 @@ def _trust(args: argparse.Namespace) -> int:
 
 
 def _untrust(args: argparse.Namespace) -> int:
+    from meddiag_desktop.cli.sign_in import open_as_user
     from meddiag_desktop.db.audit import log_event
-    from meddiag_desktop.db.engine import Database, DatabaseSettings
     from meddiag_desktop.db.records import AuditAction
+    from meddiag_desktop.db.roles import Permission
 
-    with Database.open(DatabaseSettings(url=args.db or None)) as db:
+    with open_as_user(args, args.db, Permission.MANAGE_MODELS) as db:
         store = TrustStore()
         key = store.untrust(args.key_id)
         log_event(db, AuditAction.MODEL_KEY_UNTRUSTED, None,

@@ -5,7 +5,8 @@ The same repository calls the app's review makes
 so the rules (only a radiologist signs, a signed case is final, every AI finding decided before
 sign-off) and the audit events are the app's.
 As in the app on a personal workstation, the operating-system user acts, registered as a
-radiologist the first time.
+radiologist the first time; with login on, the user signed in (``meddiag --user NAME``), whose
+role must allow it (:mod:`meddiag_desktop.cli.sign_in`).
 
 Findings are named by the numbers ``meddiag cases show`` prints (``#N``, 1-based): the current
 run's findings. An unknown number is refused before anything is stored.
@@ -23,6 +24,7 @@ from meddiag_desktop.db.command import DB_HELP
 if TYPE_CHECKING:
     from meddiag_desktop.db.engine import Database
     from meddiag_desktop.db.records import ReviewStatus, StoredFinding
+    from meddiag_desktop.db.roles import Permission
 
 EXIT_USER_ERROR = 2
 
@@ -60,12 +62,13 @@ def run_review(args: argparse.Namespace) -> int:
     from meddiag_desktop.db.errors import CaseDatabaseError
     from meddiag_desktop.db.records import ReviewStatus
     from meddiag_desktop.db.reviews import review_finding
+    from meddiag_desktop.db.roles import Permission
 
     decisions = _decisions(args)
     if not decisions:
         print("meddiag: error: nothing to do: give --accept, --reject or --edit", file=sys.stderr)
         return EXIT_USER_ERROR
-    db = _open_as_radiologist(args.db)
+    db = _open_as_radiologist(args, Permission.REVIEW)
     try:
         by_number = _current_findings(db, args.case_id)
         for number, _decision, _detail in decisions:
@@ -95,8 +98,9 @@ def run_review(args: argparse.Namespace) -> int:
 def run_sign(args: argparse.Namespace) -> int:
     from meddiag_desktop.db.errors import CaseDatabaseError
     from meddiag_desktop.db.reviews import sign_case
+    from meddiag_desktop.db.roles import Permission
 
-    db = _open_as_radiologist(args.db)
+    db = _open_as_radiologist(args, Permission.SIGN)
     try:
         summary = sign_case(db, args.case_id)
     except CaseDatabaseError as exc:
@@ -142,14 +146,18 @@ def _number(text: str, flag: str) -> int:
     return number
 
 
-def _open_as_radiologist(url: str | None) -> Database:
-    from meddiag_desktop.db.engine import Database, DatabaseSettings
+def _open_as_radiologist(args: argparse.Namespace, permission: Permission) -> Database:
+    from meddiag_desktop.cli.sign_in import open_as_user
+    from meddiag_desktop.db.login import login_required
     from meddiag_desktop.db.records import UserRole
+    from meddiag_desktop.db.roles import require
     from meddiag_desktop.db.users import ensure_user
 
-    db = Database.open(DatabaseSettings(url=url))
+    db = open_as_user(args, args.db)
     try:
-        ensure_user(db, db.actor, UserRole.RADIOLOGIST)  # as the app does on a workstation
+        if not login_required(db):
+            ensure_user(db, db.actor, UserRole.RADIOLOGIST)  # as the app does on a workstation
+        require(db, permission)
     except BaseException:
         db.close()
         raise

@@ -14,6 +14,8 @@ import what you use from its module:
 - ``worklist``: ``list_cases(WorklistQuery)``, ``counts_by_status``.
 - ``cases``: ``get_case``, ``delete_case``; ``audit``: ``log_event``, ``case_history``.
 - ``users``: ``add_user``, ``ensure_user``, ``set_password``, ``verify_password``.
+- ``login``: ``sign_in``, ``set_login``, ``open_signed_in``; ``roles``: ``require``,
+  ``refusals`` (who may review, sign, export, manage); ``site_settings``: ``login_policy``.
 - ``integrity``: ``check_database``; ``backup``: ``backup_database``; ``info``: ``database_info``.
 - ``records``: the frozen dataclasses and enums all of these take and return; ``errors``: the
   exceptions (all subclasses of ``ValueError``, each with a one-line message).

@@ -3,7 +3,9 @@
 Every repository write adds its event in the same transaction as the change, so the log and
 the data cannot disagree. Rows are never updated or deleted: the migrations install triggers
 that make the database itself refuse it (SQLite ``RAISE(ABORT)``, a PostgreSQL trigger
-function), so not even a buggy future version of the app can rewrite history.
+function), so not even a buggy future version of the app can rewrite history. Every event is
+also a link of a hash chain (:mod:`.audit_chain`), so an edit made anyway, with the triggers
+dropped or in the file itself, shows: ``meddiag audit verify``, ``meddiag db check``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from meddiag_desktop.db.audit_chain import append_event, verify_chain
 from meddiag_desktop.db.engine import Database
-from meddiag_desktop.db.records import AuditAction, AuditEvent
+from meddiag_desktop.db.records import AuditAction, AuditChainReport, AuditEvent
 from meddiag_desktop.db.schema import AuditEventRow, now_utc
 
 APPEND_ONLY_MESSAGE = "audit events are append-only"
@@ -49,9 +52,13 @@ def add_event(
     case_id: int | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Add an event to the caller's unit of work (committed with the change it describes)."""
-    session.add(
-        AuditEventRow(**event_values(actor, action, object_type, object_id, case_id, details))
+    """Add an event to the caller's unit of work (committed with the change it describes).
+
+    It is inserted at once, linked to the newest event (:func:`.audit_chain.append_event`), so
+    several events of one unit chain in the order they were added.
+    """
+    append_event(
+        session.connection(), event_values(actor, action, object_type, object_id, case_id, details)
     )
 
 
@@ -86,6 +93,25 @@ def recent_events(
         if since is not None:
             query = query.where(AuditEventRow.occurred_at >= since)
         return tuple(_event(row) for row in session.scalars(query).all())
+
+
+def list_events(
+    db: Database, case_id: int | None = None, since: datetime | None = None
+) -> tuple[AuditEvent, ...]:
+    """Events oldest first, optionally only one case's or those from ``since`` on."""
+    with db.reading() as session:
+        query = select(AuditEventRow).order_by(AuditEventRow.id)
+        if case_id is not None:
+            query = query.where(AuditEventRow.case_id == case_id)
+        if since is not None:
+            query = query.where(AuditEventRow.occurred_at >= since)
+        return tuple(_event(row) for row in session.scalars(query).all())
+
+
+def verify_audit_chain(db: Database) -> AuditChainReport:
+    """Check the whole hash chain in one read (a consistent snapshot on SQLite)."""
+    with db.reading() as session:
+        return verify_chain(session.connection())
 
 
 def _event(row: AuditEventRow) -> AuditEvent:

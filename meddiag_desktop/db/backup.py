@@ -5,6 +5,9 @@ SQLite's online backup API copies a consistent snapshot even while another conne
 temporary name, checked with ``integrity_check`` and renamed into place; a backup folder is
 built beside its destination and renamed into place whole (``backup_database``), so a backup
 that exists is a whole one, database and masks.
+
+An encrypted database is copied through SQLCipher with its own key (the copy is encrypted the
+same way, its key file copied beside it; its mask files are copied sealed, as they are).
 """
 
 from __future__ import annotations
@@ -17,14 +20,19 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from meddiag_desktop.db import errors
 from meddiag_desktop.db.audit import add_event
 from meddiag_desktop.db.crash_safe_files import fsync_folder, lock_if_abandoned, lock_new_folder
 from meddiag_desktop.db.engine import DEFAULT_FILE_NAME, MASKS_FOLDER, Database
-from meddiag_desktop.db.masks import file_sha256
+from meddiag_desktop.db.mask_encryption import MaskCipher, content_sha256
 from meddiag_desktop.db.records import AuditAction, Backend
 from meddiag_desktop.db.schema import MaskRow, ReviewedMaskRow
+from meddiag_desktop.private_files import owner_only_folder, set_owner_only
+
+if TYPE_CHECKING:
+    from meddiag_desktop.db.encryption_keys import DatabaseKey
 
 BACKUPS_FOLDER = "backups"
 INCOMPLETE_SUFFIX = ".incomplete"  # a backup being built (or killed while it was)
@@ -34,16 +42,41 @@ def timestamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def copy_sqlite_file(source: Path, target: Path, busy_timeout_s: float = 30.0) -> Path:
-    """Copy a live SQLite database to ``target`` atomically; returns ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _driver(key: DatabaseKey | None) -> Any:
+    """The DB-API module for a plain (``sqlite3``) or encrypted (``sqlcipher3``) file."""
+    if key is None:
+        return sqlite3
+    from sqlcipher3 import dbapi2
+
+    return dbapi2
+
+
+def keyed(connection: Any, key: DatabaseKey | None) -> Any:
+    """``connection`` with the database key set (first statement), for an encrypted file."""
+    if key is not None:
+        connection.execute(f'PRAGMA key = "{key.sqlcipher_pragma_value()}"')
+        connection.execute("PRAGMA cipher_log_level = NONE")
+    return connection
+
+
+def copy_sqlite_file(
+    source: Path, target: Path, busy_timeout_s: float = 30.0, key: DatabaseKey | None = None
+) -> Path:
+    """Copy a live SQLite database to ``target`` atomically; returns ``target``. With ``key``
+    (an encrypted database) the copy is encrypted with the same key, its key file beside it."""
+    owner_only_folder(target.parent, fix_existing=False)  # created 0700: copies of patient data
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
+    driver = _driver(key)
     try:
+        if key is not None:
+            from meddiag_desktop.db.encryption_keys import read_keyinfo, write_keyinfo
+
+            write_keyinfo(target, read_keyinfo(source))
         # A URI (percent-encoded: folders like "Application Support" or "#2" stay intact).
         uri = f"{source.resolve().as_uri()}?mode=ro"
-        with sqlite3.connect(uri, uri=True, timeout=busy_timeout_s) as src:
-            destination = sqlite3.connect(partial)
+        with keyed(driver.connect(uri, uri=True, timeout=busy_timeout_s), key) as src:
+            destination = keyed(driver.connect(partial), key)
             try:
                 src.backup(destination)
                 result = destination.execute("PRAGMA integrity_check").fetchone()[0]
@@ -53,11 +86,12 @@ def copy_sqlite_file(source: Path, target: Path, busy_timeout_s: float = 30.0) -
                 destination.close()
         if result != "ok":
             raise errors.BackupError(f"the copy of {source} failed its integrity check: {result}")
+        set_owner_only(partial)
         with open(partial, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(partial, target)
         fsync_folder(target.parent)
-    except sqlite3.Error as exc:
+    except driver.Error as exc:
         partial.unlink(missing_ok=True)
         raise errors.BackupError(f"could not back up {source}: {exc}") from exc
     except OSError as exc:
@@ -102,8 +136,8 @@ def backup_database(db: Database, destination: Path | None = None) -> Path:
     except OSError as exc:
         raise errors.translate(exc, str(folder.parent)) from exc
     try:
-        copy_sqlite_file(source, build / DEFAULT_FILE_NAME)
-        copied = _copy_masks(db.masks_dir, build)
+        copy_sqlite_file(source, build / DEFAULT_FILE_NAME, key=db.key)
+        copied = _copy_masks(db.masks_dir, build, db.key, db.mask_cipher)
         fsync_folder(build)
         _check_free(folder)
         if folder.exists():
@@ -172,14 +206,19 @@ class _CopiedMasks:
     changed: list[str]
 
 
-def _copy_masks(masks_dir: Path, build: Path) -> _CopiedMasks:
+def _copy_masks(
+    masks_dir: Path,
+    build: Path,
+    key: DatabaseKey | None = None,
+    cipher: MaskCipher | None = None,
+) -> _CopiedMasks:
     """Copy every mask file the copied database refers to, fsynced, and check each copy's
     sha256 against the one stored with it.
 
     The list comes from the copy itself, not the live database: a case deleted or a mask
     added after the snapshot cannot make the backup refer to a file it lacks.
     """
-    stored = _masks_of(build / DEFAULT_FILE_NAME)
+    stored = _masks_of(build / DEFAULT_FILE_NAME, key)
     target_dir = build / MASKS_FOLDER
     target_dir.mkdir()
     missing: list[str] = []
@@ -192,24 +231,29 @@ def _copy_masks(masks_dir: Path, build: Path) -> _CopiedMasks:
         target = target_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(origin, target)
+        set_owner_only(target)
         with open(target, "rb") as handle:
             os.fsync(handle.fileno())
-        if file_sha256(target) != sha256:
+        try:
+            if content_sha256(target, cipher) != sha256:
+                changed.append(relative)
+        except errors.MaskIntegrityError:
             changed.append(relative)
     fsync_folder(target_dir)
     return _CopiedMasks(len(stored), len(stored) - len(missing), missing, changed)
 
 
-def _masks_of(sqlite_copy: Path) -> list[tuple[str, str]]:
+def _masks_of(sqlite_copy: Path, key: DatabaseKey | None = None) -> list[tuple[str, str]]:
     """(relative path, sha256) of every mask row in a database file, read without changing it."""
     uri = f"{sqlite_copy.resolve().as_uri()}?mode=ro"
+    driver = _driver(key)
     try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
+        with contextlib.closing(keyed(driver.connect(uri, uri=True), key)) as connection:
             return [
                 (str(path), str(sha256))
                 for table in (MaskRow.__tablename__, ReviewedMaskRow.__tablename__)
                 # The table names are the schema's own constants, not input.
                 for path, sha256 in connection.execute(f"SELECT relative_path, sha256 FROM {table}")
             ]
-    except sqlite3.Error as exc:
+    except driver.Error as exc:
         raise errors.BackupError(f"could not read the copy {sqlite_copy}: {exc}") from exc

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from meddiag_desktop.db.records import (
+    AuditChainReport,
     CaseDetail,
     CaseStatus,
     CheckReport,
@@ -104,6 +105,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--json", action="store_true")
     _db_option(check)
     check.set_defaults(run=run_db_check)
+    from meddiag_desktop.db import encryption_command
+
+    encryption_command.add_parsers(db_commands, DB_HELP)
 
 
 def _db_option(parser: argparse.ArgumentParser) -> None:
@@ -118,9 +122,11 @@ def _date(text: str) -> date:
 
 
 def _open(args: argparse.Namespace) -> Database:
-    from meddiag_desktop.db.engine import Database, DatabaseSettings
+    """With login on, signed in as ``meddiag --user NAME`` (else it reads, and refuses writes)."""
+    from meddiag_desktop.db.engine import DatabaseSettings
+    from meddiag_desktop.db.login import open_signed_in
 
-    return Database.open(DatabaseSettings(url=args.db))
+    return open_signed_in(DatabaseSettings(url=args.db), getattr(args, "user", None) or "")
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -300,6 +306,8 @@ def run_db_info(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{n} {s.value}" for s, n in info.cases_by_status.items() if n)
     print(f"cases      {sum(info.cases_by_status.values())} ({counts or 'none'})")
     print(f"audit log  {info.audit_event_count} event(s)")
+    print(f"encryption {info.encryption}")
+    print(f"disk       {info.disk_encryption}")
     return 0
 
 
@@ -344,9 +352,19 @@ def _print_check(report: CheckReport, removed: tuple[str, ...]) -> None:
                 print(f"  {problem.relative_path}{where}")
     for changed in report.series_problems:
         print(f"series files {changed.reason}: case {changed.case_id} ({changed.location})")
+    if report.audit_chain is not None:
+        print(f"audit chain       {_chain_line(report.audit_chain)}")
     if removed:
         print(f"removed {len(removed)} orphan/temporary mask file(s)")
     print("OK" if report.ok else "PROBLEMS FOUND")
+
+
+def _chain_line(chain: AuditChainReport) -> str:
+    from meddiag_desktop.db.audit_chain import describe_break
+
+    if chain.first_break is None:
+        return f"intact ({chain.events} events)"
+    return f"BROKEN at {describe_break(chain.first_break)}"
 
 
 def _mask_owner(problem: MaskProblem) -> str:

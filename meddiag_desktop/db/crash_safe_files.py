@@ -81,7 +81,7 @@ def create_locked(path: Path) -> int:
     Raises FileNotFoundError when a cleaner removed it before it could be locked (start again
     under another name) and FileExistsError when the name is taken.
     """
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
     try:
         _lock(fd, wait=True)
         if not _still_at(fd, path):
@@ -109,7 +109,7 @@ def lock_if_abandoned(path: Path) -> int | None:
 def lock_new_folder(path: Path) -> int | None:
     """Create the folder ``path`` and hold its lock; the descriptor (None on Windows, where
     folders cannot be locked). Raises FileNotFoundError as :func:`create_locked` does."""
-    path.mkdir()
+    path.mkdir(0o700)  # a backup being built: a copy of the database
     if sys.platform == "win32":
         return None
     fd = os.open(path, os.O_RDONLY)

@@ -12,6 +12,11 @@ SQLite settings, set on every new connection (they are per connection, not per f
 - ``busy_timeout``: wait for another writer (a second window, ``meddiag import`` in a shell)
   instead of failing at once.
 
+An encrypted database (SQLCipher, :mod:`.encryption_keys`) gets its raw key as the very first
+statement of every connection, before any page is read; ``temp_store=MEMORY`` keeps SQLite's
+temporary tables and sort files off the disk, and SQLCipher's own log is silenced (a wrong key
+is refused earlier, with a clear message, by the key file's check value).
+
 Write units start with ``BEGIN IMMEDIATE``: taking the write lock up front means two writers
 queue on the busy timeout instead of one failing with "database is locked" when it tries to
 upgrade a read transaction that another writer overtook (a retry-less deadlock in WAL mode).
@@ -24,17 +29,23 @@ import getpass
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
 
 from meddiag_desktop.db import errors
+from meddiag_desktop.db.file_modes import secure_database_files
 from meddiag_desktop.db.records import Backend
 from meddiag_desktop.user_folders import user_data_dir
+
+if TYPE_CHECKING:
+    from meddiag_desktop.db.encryption_keys import DatabaseKey
+    from meddiag_desktop.db.mask_encryption import MaskCipher
+    from meddiag_desktop.private_files import ModeFix
 
 DEFAULT_FILE_NAME = "meddiag.sqlite3"
 MASKS_FOLDER = "masks"
@@ -51,6 +62,8 @@ class DatabaseSettings:
     busy_timeout_s: float = 10.0
     migrate: bool = True  # apply pending migrations at open (after a backup copy)
     actor: str | None = None  # who is working; None: the operating-system login name
+    # An encrypted database's passphrase; None: $MEDDIAG_DB_PASSPHRASE, else the OS keyring.
+    passphrase: str | None = field(default=None, repr=False)
 
 
 def default_database_path() -> Path:
@@ -73,6 +86,11 @@ def resolve_url(url: str | None) -> URL:
     return parsed
 
 
+# The actor of a database opened while login is on, until someone signs in
+# (:func:`meddiag_desktop.db.login.sign_in`): it can read, and every write is refused.
+NOT_SIGNED_IN = "(not signed in)"
+
+
 def default_actor() -> str:
     try:
         return getpass.getuser()
@@ -92,8 +110,11 @@ def sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def create_database_engine(url: URL, busy_timeout_s: float = 10.0) -> Engine:
-    """An engine whose every connection carries the settings in this module's docstring."""
+def create_database_engine(
+    url: URL, busy_timeout_s: float = 10.0, key: DatabaseKey | None = None
+) -> Engine:
+    """An engine whose every connection carries the settings in this module's docstring;
+    with ``key``, through SQLCipher (``sqlcipher3``) keyed with it."""
     if url.get_backend_name() == Backend.SQLITE:
         path = sqlite_file(url)
         if path is not None and url.query.get("mode") != "ro":
@@ -101,14 +122,20 @@ def create_database_engine(url: URL, busy_timeout_s: float = 10.0) -> Engine:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise errors.translate(exc, str(path.parent)) from exc
-        engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
-        _configure_sqlite(engine, busy_timeout_s)
+        if key is None:
+            engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+        else:
+            from sqlcipher3 import dbapi2 as sqlcipher
+
+            engine = create_engine(url, module=sqlcipher, connect_args={"timeout": busy_timeout_s})
+        _configure_sqlite(engine, busy_timeout_s, key)
         return engine
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_s: float, key: DatabaseKey | None) -> None:
     read_only = engine.url.query.get("mode") == "ro"
+    key_pragma = None if key is None else f'PRAGMA key = "{key.sqlcipher_pragma_value()}"'
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -116,6 +143,10 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
+            if key_pragma is not None:  # first, before any page of the file is read
+                cursor.execute(key_pragma)
+                cursor.execute("PRAGMA cipher_log_level = NONE")
+                cursor.execute("PRAGMA temp_store = MEMORY")
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             cursor.execute("PRAGMA foreign_keys = ON")
             if not read_only:
@@ -137,22 +168,40 @@ class Database:
     global instance. ``acting_as`` gives a view for another user sharing the same engine.
     """
 
-    def __init__(self, engine: Engine, masks_dir: Path, actor: str, url: URL) -> None:
+    def __init__(
+        self, engine: Engine, masks_dir: Path, actor: str, url: URL, key: DatabaseKey | None = None
+    ) -> None:
         self.engine = engine
         self.masks_dir = masks_dir
         self.actor = actor
         self.url = url
+        self.key = key  # None: a plain database
+        self.permission_fixes: tuple[ModeFix, ...] = ()  # files Database.open made owner-only
+        self.mask_cipher: MaskCipher | None = None
+        if key is not None:
+            from meddiag_desktop.db.mask_encryption import MaskCipher
+
+            self.mask_cipher = MaskCipher(key.mask_key())
         self._write_engine = engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
 
     @classmethod
     def open(cls, settings: DatabaseSettings | None = None) -> Database:
         """Open (creating if new), bring the schema to the newest revision, and remove what
-        interrupted mask saves left (files known to be uncommitted: ``pending_masks``)."""
+        interrupted mask saves left (files known to be uncommitted: ``pending_masks``). The
+        files are made owner-only first (:mod:`.file_modes`; the fixes: ``permission_fixes``)."""
         settings = settings or DatabaseSettings()
         url = resolve_url(settings.url)
-        engine = create_database_engine(url, settings.busy_timeout_s)
-        database = cls(engine, _masks_dir(url, settings), settings.actor or default_actor(), url)
+        masks_dir = _masks_dir(url, settings)
+        fixes = _owner_only_files(url, masks_dir)  # before SQLite first creates any file
+        key = _key_of(url, settings)
+        engine = create_database_engine(url, settings.busy_timeout_s, key)
+        actor = settings.actor or default_actor()
+        database = cls(engine, masks_dir, actor, url, key)
+        database.permission_fixes = tuple(fixes)
         try:
+            from meddiag_desktop.db.login import actor_at_open, program_view
+
+            database.actor = actor_at_open(database)  # with login on: nobody, until sign-in
             if settings.migrate:
                 from meddiag_desktop.db.migrate import ensure_schema
 
@@ -162,7 +211,7 @@ class Database:
                     session.execute(text("SELECT 1"))
             from meddiag_desktop.db.pending_masks import heal_interrupted_saves
 
-            heal_interrupted_saves(database)
+            heal_interrupted_saves(program_view(database))
         except BaseException:
             engine.dispose()
             raise
@@ -194,6 +243,10 @@ class Database:
         The write lock is taken on entry (not at the first statement), so the whole unit sees
         one state of the database and waits, if it must, before doing anything.
         """
+        if self.actor == NOT_SIGNED_IN:
+            from meddiag_desktop.db.roles import SIGN_IN_FIRST
+
+            raise errors.PermissionDeniedError(SIGN_IN_FIRST)
         with self._unit(self._write_engine) as session:
             session.connection()
             yield session
@@ -230,6 +283,26 @@ class Database:
 def open_database(url: str | None = None, actor: str | None = None) -> Database:
     """The database at ``url`` (a URL or file path; None: the default), migrated to head."""
     return Database.open(DatabaseSettings(url=url, actor=actor))
+
+
+def _key_of(url: URL, settings: DatabaseSettings) -> DatabaseKey | None:
+    """The key of an encrypted SQLite file (None for a plain one); raises the clear errors of
+    :mod:`.encryption_keys` (passphrase missing or wrong)."""
+    path = sqlite_file(url)
+    if path is None:
+        return None
+    from meddiag_desktop.db.encryption_keys import is_encrypted, key_for
+
+    return key_for(path, settings.passphrase) if is_encrypted(path) else None
+
+
+def _owner_only_files(url: URL, masks_dir: Path) -> list[ModeFix]:
+    """The database's folder, file and masks readable by their owner only (:mod:`.file_modes`)."""
+    path = sqlite_file(url)
+    try:
+        return secure_database_files(path, masks_dir, read_only=url.query.get("mode") == "ro")
+    except OSError as exc:
+        raise errors.translate(exc, str(path.parent if path is not None else masks_dir)) from exc
 
 
 def _masks_dir(url: URL, settings: DatabaseSettings) -> Path:

@@ -4,7 +4,8 @@ Reports SQLite's ``integrity_check`` and ``foreign_key_check``, mask rows (the r
 the saved edits in ``reviewed_masks``) whose file is missing or whose sha256 differs, mask files
 nothing explains (orphans: no row refers to them and no journal entry of a save names them - a
 deleted case whose files could not be removed, or a file put there by hand) and leftover
-temporary files; with ``scans=True`` also the imported series whose files vanished or changed.
+temporary files; with ``scans=True`` also the imported series whose files vanished or changed;
+and the audit log's hash chain (:mod:`.audit_chain`): the first event edited or deleted.
 
 What an interrupted save leaves is not damage: opening the database removes it (the journal in
 :mod:`.pending_masks`), and a save still in progress elsewhere is journaled, so its file is not
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from meddiag_desktop.db import records_from_rows
 from meddiag_desktop.db.audit import add_event
+from meddiag_desktop.db.audit_chain import verify_chain
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.errors import NotImportableError
 from meddiag_desktop.db.importing import fingerprint_files
@@ -65,6 +67,7 @@ def check_database(db: Database, scans: bool = False) -> CheckReport:
             if scans
             else []
         )
+        chain = verify_chain(session.connection())
     # Files are listed after the rows were read (a mask committed meanwhile is never "missing"),
     # the journal after the files (a save journals its file before writing it and removes the
     # entry only after its commit), and the rows of what is left read again: a save that ended
@@ -78,7 +81,7 @@ def check_database(db: Database, scans: bool = False) -> CheckReport:
         unexplained = {n for n in unexplained if (db.masks_dir / n).is_file()}
     problems: list[MaskProblem] = []
     for where in stored:
-        problem = verify_file(db.masks_dir, where.record)
+        problem = verify_file(db.masks_dir, where.record, db.mask_cipher)
         if problem is not None:
             kind = (
                 MaskProblemKind.MISSING if problem == "missing" else MaskProblemKind.SHA256_MISMATCH
@@ -96,6 +99,7 @@ def check_database(db: Database, scans: bool = False) -> CheckReport:
         mask_problems=tuple(problems),
         series_problems=tuple(_series_problems(series)),
         masks_checked=len(stored),
+        audit_chain=chain,
     )
 
 

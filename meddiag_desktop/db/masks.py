@@ -16,6 +16,9 @@ that no live process holds the entry and removes the file unless a committed row
 ``meddiag db check`` is left with real damage: a committed row whose file is missing or whose
 bytes changed (which :func:`read_verified` refuses to hand out too), or a file no row and no
 journal entry explains (``--remove-orphans`` deletes those once they are old).
+
+When the database is encrypted (``cipher`` given: :mod:`.mask_encryption`) the file holds the
+NIfTI bytes sealed with AES-256-GCM, and the stored sha256 is that of the NIfTI bytes.
 """
 
 from __future__ import annotations
@@ -32,9 +35,17 @@ import numpy as np
 
 from meddiag_desktop.db import errors
 from meddiag_desktop.db.crash_safe_files import fsync_folder
+from meddiag_desktop.db.mask_encryption import (
+    MaskCipher,
+    content_sha256,
+    is_sealed,
+    plaintext_scratch,
+    write_sealed,
+)
 from meddiag_desktop.db.pending_masks import MASK_SUFFIX, PendingSave, start_save
 from meddiag_desktop.db.records import MaskGeometry, MaskRecord
 from meddiag_desktop.domain import Volume
+from meddiag_desktop.private_files import set_owner_only
 from meddiag_desktop.scans import ScanError, load, write_label_map
 
 TEMPORARY_MARKER = ".partial"
@@ -74,6 +85,7 @@ def mask_written(
     saving: str = "the model run",
     *,
     database: str,
+    cipher: MaskCipher | None = None,
 ) -> Iterator[WrittenMask]:
     """Write a label map durably under a new name, for the transaction run inside the block.
 
@@ -82,14 +94,15 @@ def mask_written(
     fails, and its journal entry removed once the transaction has ended either way (see the
     module docstring). ``database`` (``Database.display_url``) is the database the row goes
     to, recorded in the journal entry. Raises MaskWriteError with the reason; ``saving`` names
-    what the mask belongs to, for the message: it was not saved either.
+    what the mask belongs to, for the message: it was not saved either. With ``cipher`` (an
+    encrypted database) the file is sealed.
     """
     try:
         save = start_save(masks_dir, database)
     except OSError as exc:
         raise _not_saved(masks_dir, exc.strerror or str(exc), saving) from exc
     try:
-        written = _write_staged(save, reference, labels_zyx, saving)
+        written = _write_staged(save, reference, labels_zyx, saving, cipher)
         try:
             yield written
         except BaseException:
@@ -100,19 +113,30 @@ def mask_written(
 
 
 def _write_staged(
-    save: PendingSave, reference: Volume, labels_zyx: np.ndarray, saving: str
+    save: PendingSave,
+    reference: Volume,
+    labels_zyx: np.ndarray,
+    saving: str,
+    cipher: MaskCipher | None = None,
 ) -> WrittenMask:
     """Step 2 of the module docstring: write in the entry's folder, then rename into place."""
     masks_dir = save.masks_dir
     staged = save.staging / save.mask_name
     path = masks_dir / save.mask_name
     try:
-        write_label_map(reference, labels_zyx, staged)
+        if cipher is None:
+            write_label_map(reference, labels_zyx, staged)
+        else:
+            with plaintext_scratch() as scratch:
+                plain = write_label_map(reference, labels_zyx, scratch / save.mask_name)
+                content = plain.read_bytes()
+            write_sealed(staged, content, cipher)
+        set_owner_only(staged)  # 0600 whatever the umask: patient data
         os.replace(staged, path)
         fsync_folder(masks_dir)
         return WrittenMask(
             relative_path=path.name,
-            sha256=file_sha256(path),
+            sha256=content_sha256(path, cipher),
             size_bytes=path.stat().st_size,
             geometry=geometry_of(reference),
         )
@@ -161,28 +185,51 @@ def remove_mask_file(masks_dir: Path, relative_path: str) -> bool:
     return True
 
 
-def verify_file(masks_dir: Path, record: MaskRecord) -> str | None:
-    """None when the file is there with the stored sha256; else what is wrong."""
+def verify_file(
+    masks_dir: Path, record: MaskRecord, cipher: MaskCipher | None = None
+) -> str | None:
+    """None when the file is there with the stored sha256 (of its NIfTI bytes, a sealed file
+    opened with ``cipher``); else what is wrong."""
     path = masks_dir / record.relative_path
     if not path.is_file():
         return "missing"
-    if file_sha256(path) != record.sha256:
-        return "sha256 mismatch"
+    try:
+        if content_sha256(path, cipher) != record.sha256:
+            return "sha256 mismatch"
+    except errors.MaskIntegrityError:
+        return "sha256 mismatch"  # sealed, and not openable with this key
     return None
 
 
-def read_verified(masks_dir: Path, record: MaskRecord) -> Volume:
-    """The stored label map as a Volume, after checking its bytes and geometry."""
+def read_verified(masks_dir: Path, record: MaskRecord, cipher: MaskCipher | None = None) -> Volume:
+    """The stored label map as a Volume, after checking its bytes and geometry (a sealed file
+    is opened with ``cipher``, the key of an encrypted database)."""
     path = masks_dir / record.relative_path
-    problem = verify_file(masks_dir, record)
-    if problem == "missing":
+    if not path.is_file():
         raise errors.MaskIntegrityError(f"the mask file {path} is missing")
-    if problem is not None:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise errors.MaskIntegrityError(f"the mask file {path} cannot be read: {exc}") from exc
+    sealed = is_sealed(data)
+    if sealed:
+        if cipher is None:
+            raise errors.MaskIntegrityError(
+                f"the mask file {path} is encrypted, but the database was not opened with a key"
+            )
+        data = cipher.open(data, path)
+    if hashlib.sha256(data).hexdigest() != record.sha256:
         raise errors.MaskIntegrityError(
             f"the mask file {path} has changed since it was saved (sha256 differs)"
         )
     try:
-        volume = load(path)
+        if sealed:
+            with plaintext_scratch() as scratch:
+                plain = scratch / path.name
+                plain.write_bytes(data)
+                volume = load(plain)
+        else:
+            volume = load(path)
     except ScanError as exc:
         raise errors.MaskIntegrityError(f"the mask file {path} cannot be read: {exc}") from exc
     stored, found = record.geometry, geometry_of(volume)

@@ -55,7 +55,7 @@ def ensure_schema(db: Database) -> str | None:
     path = db.sqlite_path
     if current is not None and path is not None:
         target = path.parent / "backups" / f"{path.stem}-before-{HEAD}-{timestamp()}.sqlite3"
-        backup = str(copy_sqlite_file(path, target))
+        backup = str(copy_sqlite_file(path, target, key=db.key))
     try:
         upgrade(db, "head", backup)
     except Exception as exc:
@@ -114,14 +114,13 @@ def _log_migration(
     connection: Connection, actor: str, before: str | None, after: str | None, backup: str | None
 ) -> None:
     from meddiag_desktop.db.audit import event_values
+    from meddiag_desktop.db.audit_chain import append_event
     from meddiag_desktop.db.schema import AuditEventRow
 
-    connection.execute(
-        insert(AuditEventRow).values(
-            **event_values(
-                actor,
-                AuditAction.DATABASE_MIGRATED,
-                details={"from": before, "to": after, "backup": backup},
-            )
-        )
-    )
+    details = {"from": before, "to": after, "backup": backup}
+    values = event_values(actor, AuditAction.DATABASE_MIGRATED, details=details)
+    columns = {c["name"] for c in inspect(connection).get_columns("audit_events")}
+    if "row_hash" in columns:
+        append_event(connection, values)
+    else:  # upgraded only to a revision before the hash chain (0005)
+        connection.execute(insert(AuditEventRow).values(**values))

@@ -59,6 +59,7 @@ from meddiag_desktop.db.crash_safe_files import (
     release_and_remove,
 )
 from meddiag_desktop.db.records import AuditAction, Backend
+from meddiag_desktop.private_files import owner_only_folder
 
 if TYPE_CHECKING:
     from meddiag_desktop.db.engine import Database
@@ -103,7 +104,7 @@ def start_save(masks_dir: Path, database: str) -> PendingSave:
     """
     journal = masks_dir / JOURNAL_FOLDER
     if not journal.is_dir():
-        journal.mkdir(parents=True, exist_ok=True)
+        owner_only_folder(journal)  # and the masks folder: 0700, patient data (file_modes)
         fsync_folder(masks_dir)
         fsync_folder(masks_dir.parent)
     for _ in range(5):

@@ -47,7 +47,8 @@ class UserRole(StrEnum):
     RADIOLOGIST = "radiologist"  # may sign cases
     RESIDENT = "resident"  # may review, not sign
     TECHNOLOGIST = "technologist"
-    ADMIN = "admin"
+    ADMIN = "admin"  # manages users, models and the login setting
+    VIEWER = "viewer"  # may look at cases, not review, sign or export them
 
 
 class AuditAction(StrEnum):
@@ -65,10 +66,19 @@ class AuditAction(StrEnum):
     USER_CHANGED = "user.changed"
     DATABASE_MIGRATED = "database.migrated"
     DATABASE_BACKED_UP = "database.backed_up"
+    DATABASE_ENCRYPTED = "database.encrypted"
+    DATABASE_DECRYPTED = "database.decrypted"
     MASK_FILES_REMOVED = "masks.orphans_removed"
     MODEL_ADDED = "model.added"  # only audited when an admin accepted it unsigned
     MODEL_KEY_TRUSTED = "model.key_trusted"
     MODEL_KEY_UNTRUSTED = "model.key_untrusted"
+    LOGIN_SUCCEEDED = "user.login"
+    LOGIN_FAILED = "user.login_failed"  # the details never hold the password typed
+    LOGIN_CHANGED = "login.changed"  # login turned on or off, or its idle lock changed
+    SCREEN_LOCKED = "user.screen_locked"
+    SCREEN_UNLOCKED = "user.screen_unlocked"
+    # An admin looked up who a pseudonym of a de-identified export is (details: the pseudonym).
+    PSEUDONYM_LOOKED_UP = "pseudonym.looked_up"
 
 
 class WorklistOrder(StrEnum):
@@ -352,6 +362,34 @@ class SeriesProblem:
     reason: str  # "missing" or "changed"
 
 
+class ChainBreakKind(StrEnum):
+    CONTENT = "content"  # the event's stored hash does not match its content: it was edited
+    LINK = "link"  # its link does not match the event before it: events deleted or rewritten
+
+
+@dataclass(frozen=True)
+class AuditChainBreak:
+    """The first audit event where the hash chain (``db.audit_chain``) does not hold."""
+
+    event_id: int
+    occurred_at: datetime | None
+    action: str
+    kind: ChainBreakKind
+    reason: str
+    missing_ids: tuple[int, int] | None = None  # (first, last) id of a gap before this event
+
+
+@dataclass(frozen=True)
+class AuditChainReport:
+    events: int  # events checked
+    head_hash: str  # the last event's hash: noted elsewhere, it also catches a cut-off tail
+    first_break: AuditChainBreak | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_break is None
+
+
 @dataclass(frozen=True)
 class CheckReport:
     """What ``meddiag db check`` found; ``ok`` only when nothing at all is wrong."""
@@ -361,6 +399,7 @@ class CheckReport:
     mask_problems: tuple[MaskProblem, ...]
     series_problems: tuple[SeriesProblem, ...] = ()
     masks_checked: int = 0
+    audit_chain: AuditChainReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -369,6 +408,7 @@ class CheckReport:
             and not self.foreign_key_problems
             and not self.mask_problems
             and not self.series_problems
+            and (self.audit_chain is None or self.audit_chain.intact)
         )
 
     def problems(self, kind: MaskProblemKind) -> tuple[MaskProblem, ...]:
@@ -389,3 +429,5 @@ class DatabaseInfo:
     cases_by_status: dict[CaseStatus, int] = field(default_factory=dict)
     mask_count: int = 0
     audit_event_count: int = 0
+    encryption: str = "none"  # the app's own: SQLCipher + sealed masks, or none
+    disk_encryption: str = ""  # the operating system's, for the database's folder

@@ -52,7 +52,12 @@ def edit_written(db: Database, edit: MaskEdit | None) -> Iterator[WrittenEdit | 
             f"{edit.scan.shape_zyx}"
         )
     with mask_written(
-        db.masks_dir, edit.scan, edit.labels_zyx, "the edit", database=db.display_url
+        db.masks_dir,
+        edit.scan,
+        edit.labels_zyx,
+        "the edit",
+        database=db.display_url,
+        cipher=db.mask_cipher,
     ) as written:
         yield WrittenEdit(edit, written)
 
@@ -128,7 +133,7 @@ def load_reviewed_mask(db: Database, reviewed_mask_id: int) -> Volume:
         if row is None:
             raise errors.NotFoundError(f"there is no reviewed mask {reviewed_mask_id}")
         record = records_from_rows.mask_record(row)
-    return read_verified(db.masks_dir, record)
+    return read_verified(db.masks_dir, record, db.mask_cipher)
 
 
 def with_manual_lesions(

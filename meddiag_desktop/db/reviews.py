@@ -31,6 +31,7 @@ from meddiag_desktop.db.records import (
     UserRole,
 )
 from meddiag_desktop.db.reviewed_masks import add_reviewed_mask, edit_written
+from meddiag_desktop.db.roles import Permission, check_user
 from meddiag_desktop.db.schema import CaseRow, FindingRow, ModelRunRow, ReviewRow, now_utc
 from meddiag_desktop.db.users import acting_user
 from meddiag_desktop.domain import Finding, FindingSource
@@ -56,6 +57,7 @@ def review_finding(
         raise errors.CaseStateError("only an edit saves an edited label map")
     with edit_written(db, mask) as written, db.writing() as session:
         reviewer = acting_user(session, db.actor)
+        check_user(reviewer, Permission.REVIEW)
         finding = session.get(FindingRow, finding_pk, with_for_update=True)
         if finding is None:
             raise errors.NotFoundError(f"there is no finding {finding_pk}")
@@ -114,6 +116,7 @@ def add_manual_finding(
     ``mask`` (the label map it was painted in) is stored as a new reviewed mask version."""
     with edit_written(db, mask) as written, db.writing() as session:
         author = acting_user(session, db.actor)
+        check_user(author, Permission.REVIEW)
         case = _unsigned_case(session, case_id)
         row = FindingRow(
             case_fk=case.id,

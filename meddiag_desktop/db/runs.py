@@ -111,7 +111,9 @@ def store_inference(
     labels = result.segmentation.labels_zyx
     # The file is journaled as pending until the transaction ends (masks.mask_written).
     with (
-        mask_written(db.masks_dir, volume, labels, database=db.display_url) as mask,
+        mask_written(
+            db.masks_dir, volume, labels, database=db.display_url, cipher=db.mask_cipher
+        ) as mask,
         db.writing() as session,
     ):
         run = _add_run(
@@ -181,7 +183,7 @@ def load_mask(db: Database, run_id: int) -> Volume:
     run = get_run(db, run_id)
     if run.mask is None:
         raise errors.NotFoundError(f"model run {run_id} has no mask ({run.outcome.value})")
-    return read_verified(db.masks_dir, run.mask)
+    return read_verified(db.masks_dir, run.mask, db.mask_cipher)
 
 
 def mask_path(db: Database, run_id: int) -> Path | None:
@@ -230,6 +232,7 @@ def _provenance(
             **_card_parameters(result.card),
             "options": dict(parameters or {}),
             "signature": _signature(result),
+            "runtime": _runtime(result),
         },
         "timings_s": {k: float(v) for k, v in result.timings_s.items()},
         "warnings": list(result.warnings),
@@ -243,6 +246,12 @@ def _signature(result: InferenceOutput) -> dict[str, Any] | None:
     does not say (a run from before signed packages, or a stand-in in a test)."""
     signature = getattr(result, "signature", None)
     to_dict = getattr(signature, "to_dict", None)
+    return dict(to_dict()) if callable(to_dict) else None
+
+
+def _runtime(result: InferenceOutput) -> dict[str, Any] | None:
+    """The library and precision that ran the model (``InferenceResult.runtime``), as JSON."""
+    to_dict = getattr(getattr(result, "runtime", None), "to_dict", None)
     return dict(to_dict()) if callable(to_dict) else None
 
 

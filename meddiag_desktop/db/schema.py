@@ -14,7 +14,7 @@ Notes on choices:
   naming convention so batch migrations on SQLite can find them.
 - Times are stored as UTC (naive in the column, aware in Python).
 - Audit events have no foreign keys: they must outlive the case they describe; triggers created
-  by the migrations refuse UPDATE and DELETE on them.
+  by the migrations refuse UPDATE and DELETE on them, and a hash chain shows an edit made anyway.
 """
 
 from __future__ import annotations
@@ -355,6 +355,8 @@ class AuditEventRow(Base):
     __table_args__ = (
         Index("ix_audit_events_case_id", "case_id"),
         Index("ix_audit_events_occurred_at", "occurred_at"),
+        # Migration 0005: the hash chain (db/audit_chain.py); unique, so it cannot fork.
+        Index("uq_audit_events_prev_hash", "prev_hash", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -366,6 +368,8 @@ class AuditEventRow(Base):
     object_id: Mapped[str] = mapped_column(String(64), default="")
     case_id: Mapped[int | None] = mapped_column()
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))  # the previous event's row_hash
+    row_hash: Mapped[str] = mapped_column(String(64))  # sha256 of content + prev_hash
 
 
 APPEND_ONLY_TABLES = ("audit_events",)
@@ -409,3 +413,59 @@ def autogenerate_filter(dialect: str) -> Callable[..., bool]:
         return not (dialect == "postgresql" and type_ == "index" and name in WORKLIST_ORDER_INDEXES)
 
     return include
+
+
+
+class PseudonymRow(Base):
+    """A patient's pseudonym for de-identified exports and the secret that seeds its new UIDs
+    and date offset (``meddiag_desktop.deid``); migration 0006.
+
+    Keyed on the patient's identity (as ``patients``), without a foreign key: the pseudonym
+    outlives the patient row, so a patient deleted and imported again keeps the same pseudonym,
+    UIDs and offset. This table is the only place the pseudonym leads back to the patient.
+    """
+
+    __tablename__ = "pseudonyms"
+    __table_args__ = (
+        UniqueConstraint(
+            "dicom_patient_id", "patient_name", "birth_date", name="uq_pseudonyms_identity"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(32), unique=True)
+    secret: Mapped[str] = mapped_column(String(64))  # hex, 32 random bytes
+    dicom_patient_id: Mapped[str] = mapped_column(String(64), default="")
+    patient_name: Mapped[str] = mapped_column(String(324), default="")
+    birth_date: Mapped[str] = mapped_column(String(16), default="")
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+
+
+class SiteSettingRow(Base):
+    """One workstation-wide setting (migration 0007), such as whether login is required.
+
+    Kept in the database, not in a program's own settings file, so it holds for the app, every
+    ``meddiag`` command and every account that opens this database.
+    """
+
+    __tablename__ = "site_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    changed_at: Mapped[datetime] = mapped_column(default=now_utc)
+    changed_by: Mapped[str] = mapped_column(String(64), default="")
+
+
+class LoginFailureRow(Base):
+    """Consecutive failed sign-ins per user name (migration 0007): what slows guessing down.
+
+    ``name_key`` is a keyed hash of the name typed, never the name itself: a password typed into
+    the name field by mistake must not be stored, and known and unknown names look alike.
+    """
+
+    __tablename__ = "login_failures"
+
+    name_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_at: Mapped[datetime] = mapped_column(default=now_utc)

@@ -16,6 +16,7 @@ from meddiag_desktop.db import errors, records_from_rows
 from meddiag_desktop.db.audit import add_event
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.records import AuditAction, User, UserRole
+from meddiag_desktop.db.roles import Permission, check_in
 from meddiag_desktop.db.schema import UserRow
 
 MIN_PASSWORD_LENGTH = 8
@@ -32,8 +33,11 @@ def add_user(
     username = username.strip()
     if not username or len(username) > 64:
         raise errors.CaseDatabaseError("a user name needs 1 to 64 characters")
+    if username.startswith("("):  # "(not signed in)", "(meddiag)": the program's own names
+        raise errors.CaseDatabaseError("a user name cannot start with '('")
     password_hash = _hash(password) if password is not None else None
     with db.writing() as session:
+        check_in(session, db.actor, Permission.MANAGE_USERS)
         if session.scalars(select(UserRow.id).where(UserRow.username == username)).first():
             raise errors.ConflictError(f"there is already a user named '{username}'")
         row = UserRow(
@@ -75,10 +79,15 @@ def list_users(db: Database) -> tuple[User, ...]:
 
 
 def set_password(db: Database, username: str, password: str | None) -> None:
-    """Set (or with None, clear) a user's login password."""
+    """Set (or with None, clear) a user's login password: admins for anyone, users for
+    themselves. The last admin who can sign in keeps theirs while login is on."""
     password_hash = _hash(password) if password is not None else None
     with db.writing() as session:
+        if db.actor != username:
+            check_in(session, db.actor, Permission.MANAGE_USERS)
         row = _row(session, username)
+        if password_hash is None:
+            _keep_an_admin(session, row)
         row.password_hash = password_hash
         add_event(
             session,
@@ -93,7 +102,10 @@ def set_password(db: Database, username: str, password: str | None) -> None:
 def set_active(db: Database, username: str, active: bool) -> None:
     """Users are deactivated, never deleted: their reviews keep naming them."""
     with db.writing() as session:
+        check_in(session, db.actor, Permission.MANAGE_USERS)
         row = _row(session, username)
+        if not active:
+            _keep_an_admin(session, row)
         row.active = active
         add_event(
             session,
@@ -142,6 +154,22 @@ def acting_user(session: Session, username: str) -> UserRow:
     if not row.active:
         raise errors.PermissionDeniedError(f"the user '{username}' is deactivated")
     return row
+
+
+def _keep_an_admin(session: Session, row: UserRow) -> None:
+    """Refuse to take away the last admin's sign-in while login is on (nobody could undo it)."""
+    from meddiag_desktop.db.login import usable_admins
+    from meddiag_desktop.db.site_settings import login_policy
+
+    if (
+        row.role == UserRole.ADMIN
+        and login_policy(session).required
+        and usable_admins(session, besides=row.username) == 0
+    ):
+        raise errors.PermissionDeniedError(
+            f"'{row.username}' is the last admin who can sign in: with login on, add another "
+            "admin first (or turn login off)"
+        )
 
 
 def _row(session: Session, username: str) -> UserRow:

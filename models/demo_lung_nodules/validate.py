@@ -164,6 +164,20 @@ def main() -> None:
         "--write-card", action="store_true", help="replace card.toml's [validation] figures"
     )
     parser.add_argument(
+        "--precision",
+        default="float32",
+        help="run the model in this precision (float32, bfloat16), validated or not: this is "
+        "how a precision is validated before a card lists it",
+    )
+    parser.add_argument("--runtime", default="auto", help="CPU runtime (openvino, onnxruntime)")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="JSON",
+        help="a float32 run's evaluation.json: say whether sensitivity, false positives per "
+        "scan and Dice are within 0.01 of it",
+    )
+    parser.add_argument(
         "--from-evaluation",
         type=Path,
         metavar="JSON",
@@ -171,6 +185,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     seen = sorted(set(args.seeds) & used_seeds())
+    if args.write_card and args.precision != "float32":
+        parser.error("the card's [validation] figures are float32's; compare with --against")
     if seen and args.write_card:
         parser.error(f"seeds {seen} were used in training or tuning: not for the card")
     if args.from_evaluation is not None:
@@ -187,7 +203,9 @@ def main() -> None:
         if not (case / "nodules.json").is_file():
             run(["demo", "make", str(case), "--seed", str(seed)])
         run(["infer", str(case / "dicom"), "--model", str(MODEL_FOLDER), "--out",
-             str(predictions / f"phantom-{seed}"), "--provider", "cpu"])
+             str(predictions / f"phantom-{seed}"), "--provider", "cpu",
+             "--runtime", args.runtime, "--precision", args.precision,
+             "--allow-unvalidated-precision"])
         print(f"seed {seed}: done", flush=True)
     report = json.loads(run(["evaluate", "--pred", str(predictions), "--ref", str(cases),
                              "--json", "--min-diameter-mm", str(args.min_diameter_mm)]))
@@ -196,9 +214,32 @@ def main() -> None:
     print(f"cases, predictions and evaluation.json kept in {work}")
 
 
+ACCURACY_KEYS = ("sensitivity_6mm_and_larger", "sensitivity_all", "false_positives_per_scan",
+                 "dice", "mean_case_dice")
+
+
+def compare_precision(figures: dict, args: argparse.Namespace) -> bool:
+    """Whether this run's figures are within 0.01 of the float32 run's (the rule a reduced
+    precision must pass before a card lists it, see cpu_runtime)."""
+    reference = json.loads(args.against.read_text(encoding="utf-8"))
+    baseline = figures_from(reference, args.seeds, args.min_diameter_mm)
+    kept = True
+    for key in ACCURACY_KEYS:
+        if key not in figures:
+            continue
+        difference = figures[key] - baseline[key]
+        kept = kept and abs(difference) <= 0.01
+        print(f"{key}: {figures[key]} vs float32 {baseline[key]} ({difference:+.3f})")
+    verdict = "within 0.01 of float32" if kept else "NOT within 0.01 of float32"
+    print(f"{args.precision} ({args.runtime}): {verdict}")
+    return kept
+
+
 def publish(report: dict, args: argparse.Namespace, seen: list[int]) -> None:
     """Print the figures (and the false positives of each case); write them into the card."""
     figures = figures_from(report, args.seeds, args.min_diameter_mm)
+    if args.against is not None:
+        compare_precision(figures, args)
     per_case = {case["name"]: case["lesions"]["fp"] for case in report["cases"]}
     print(f"false positives per case: {per_case}")
     print(json.dumps(figures, indent=2))

@@ -335,7 +335,11 @@ def test_history_shows_every_decision_with_who_when_and_why(
     assert isinstance(dialog, CaseHistoryDialog) and dialog.isVisible()
     rows = [[dialog.cell(r, c) for c in range(5)] for r in range(dialog.table.rowCount())]
     actor = window.review.actor
-    assert rows[0][1] == actor and rows[0][2] == "Model run succeeded"
+    # The case's whole history: imported and opened come before the run, which is the actor's.
+    steps = [row[2] for row in rows]
+    assert steps[0] == "Imported" and "Opened" in steps, steps
+    (run,) = [row for row in rows if row[2] == "Model run succeeded"]
+    assert run[1] == actor and steps.index("Opened") < steps.index("Model run succeeded")
     decisions = [row for row in rows if row[3]]
     assert [(row[2], row[3]) for row in decisions] == [
         ("Accepted (was Pending)", f"#{first.finding.finding_id}"),

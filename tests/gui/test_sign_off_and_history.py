@@ -10,10 +10,10 @@ import pytest
 
 from meddiag_desktop.app.case_history import CaseHistoryDialog, history_entries
 from meddiag_desktop.app.sign_off_dialog import SignOffDialog, sign_off_summary
-from meddiag_desktop.db.audit import case_history
+from meddiag_desktop.db.audit import case_history, log_event
 from meddiag_desktop.db.cases import get_case
 from meddiag_desktop.db.engine import Database
-from meddiag_desktop.db.records import ReviewStatus
+from meddiag_desktop.db.records import AuditAction, ReviewStatus
 from meddiag_desktop.db.reviews import add_manual_finding, review_finding, sign_case
 from meddiag_desktop.domain import FindingSource
 
@@ -73,6 +73,7 @@ def test_the_history_holds_every_decision_in_order(qtbot, db: Database) -> None:
     case = get_case(db, case_id)
     entries = history_entries(case, case_history(db, case_id))
     assert [(e.what, e.finding) for e in entries] == [
+        ("Imported", ""),
         ("Model run succeeded", ""),
         ("Accepted (was Pending)", "#1"),
         ("Rejected (was Pending)", "#2"),
@@ -83,11 +84,23 @@ def test_the_history_holds_every_decision_in_order(qtbot, db: Database) -> None:
     ]
     assert all(e.who == ACTOR for e in entries)
     assert [e.when for e in entries] == sorted(e.when for e in entries)
-    assert entries[2].why == "vessel seen end-on" and entries[5].why == "changed my mind"
-    assert entries[3].why.startswith("outline edited: 0.75 → 2.00 mL")
+    assert entries[3].why == "vessel seen end-on" and entries[6].why == "changed my mind"
+    assert entries[4].why.startswith("outline edited: 0.75 → 2.00 mL")
 
     dialog = CaseHistoryDialog()
     qtbot.addWidget(dialog)
     dialog.show_case(case, case_history(db, case_id))
     assert dialog.table.rowCount() == len(entries)
-    assert dialog.cell(2, 4) == "vessel seen end-on" and dialog.cell(2, 1) == ACTOR
+    assert dialog.cell(3, 4) == "vessel seen end-on" and dialog.cell(3, 1) == ACTOR
+
+
+def test_the_history_shows_who_opened_and_exported(db: Database) -> None:
+    case_id = _reviewed_case(db)
+    log_event(db.acting_as("another"), AuditAction.CASE_VIEWED, case_id)
+    export = {"folder": "/exports/case", "files": [{"name": "/exports/case/report.pdf"}]}
+    log_event(db, AuditAction.REPORT_EXPORTED, case_id, {**export, "draft": True})
+    entries = history_entries(get_case(db, case_id), case_history(db, case_id))
+    opened, exported = entries[-2:]
+    assert (opened.what, opened.who) == ("Opened", "another")
+    assert (exported.what, exported.who) == ("Exported", ACTOR)
+    assert exported.why == "report.pdf (DRAFT) to /exports/case"

@@ -14,6 +14,9 @@ REVISIONS: tuple[str, ...] = (
     "0002_worklist",
     "0003_reviewed_masks",
     "0004_worklist_sort_keys",
+    "0005_audit_hash_chain",
+    "0006_pseudonyms",
+    "0007_login",
 )
 HEAD = REVISIONS[-1]
 SCRIPT_LOCATION = Path(__file__).parent
