@@ -1,6 +1,7 @@
 """Benchmark: the full inference pipeline on a 512x512x300 CT phantom, against a naive loop.
 
 Run: .venv/bin/python bench/inference.py [--repeats 3] [--model demo-lung-nodules] [--json]
+     [--provider cpu|cuda|tensorrt] [--runtime openvino|onnxruntime] [--precision bfloat16]
 
 Both runs share loading, preprocessing and the mapping back; the naive baseline differs in the
 model stage only: the textbook sliding window over the card's patch (64^3, its 50% overlap), one
@@ -11,6 +12,16 @@ fully convolutional model). GFLOP/s are the convolution FLOPs of the model calls
 baseline's FLOPs are printed too. Memory is the peak resident size above what the process held
 before the run (the phantom itself already in memory), sampled every 2 ms. The last runs'
 outputs are compared voxel by voxel (probability difference, Dice of the masks, findings).
+
+A third run is the optimised one on onnxruntime's CPU provider (the runtime before
+inference/cpu_runtime.py chose OpenVINO), for the end-to-end speed-up over it. The paired SGEMM
+is numpy's float32 matmul, timed between the runs (so under the same load): 8192 x 864 @ 864 x
+864, the model's widest convolution as an im2col GEMM (864 = 32 channels x 27 taps) with as
+many output columns as it is deep, a shape BLAS runs near its peak; the rate of the model's own
+skinny GEMM shapes (N = its 8-32 output channels, where BLAS is far slower) is printed beside
+it. The bench ends with three lines a script can read: the model stage's FLOP rate as a share
+of the paired SGEMM rate, the end-to-end speed-up over the naive loop, and postprocessing's
+share of the total.
 """
 
 from __future__ import annotations
@@ -133,17 +144,58 @@ def naive_sliding_window(array, run_batch, channels, plan, cancel=None, progress
     return accumulated / weight_sum
 
 
-def run_once(volume, card: ModelCard, naive: bool) -> tuple[dict, int, InferenceResult]:
+def run_once(
+    volume, card: ModelCard, naive: bool, provider: str = "cpu", runtime: str | None = None,
+    precision: str | None = None,
+) -> tuple[dict, int, InferenceResult]:
     original = pipeline_module.sliding_window
     if naive:
         pipeline_module.sliding_window = naive_sliding_window
-    options = InferenceOptions(provider="cpu", large_tiles=not naive)
+    options = InferenceOptions(provider=provider, large_tiles=not naive, runtime=runtime,
+                               precision=precision, allow_unvalidated_precision=True)
     try:
         with PeakMemory() as memory:
             result = run_to_end(run_inference(volume, card, options))
     finally:
         pipeline_module.sliding_window = original
     return result.timings_s, memory.increase, result
+
+
+def sgemm_rate(m: int, k: int, n: int, repeats: int = 5) -> float:
+    """numpy float32 matmul (m x k) @ (k x n), median GFLOP/s (buffers made once)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32)
+    out = np.empty((m, n), dtype=np.float32)
+    np.matmul(a, b, out=out)  # warm-up
+    times = []
+    for _ in range(repeats):
+        clock = time.perf_counter()
+        np.matmul(a, b, out=out)
+        times.append(time.perf_counter() - clock)
+    return 2 * m * k * n / statistics.median(times) / 1e9
+
+
+def conv_gemm_shapes(onnx_path: Path) -> list[tuple[int, int]]:
+    """(K, N) of each convolution as an im2col GEMM: K = C_in x taps, N = C_out."""
+    model = onnx.load(str(onnx_path))
+    weights = {init.name: list(init.dims) for init in model.graph.initializer}
+    shapes = []
+    for node in model.graph.node:
+        kernel = weights.get(node.input[1]) if len(node.input) > 1 else None
+        if node.op_type == "Conv" and kernel:
+            shapes.append((int(np.prod(kernel[1:])), kernel[0]))
+        elif node.op_type == "ConvTranspose" and kernel:
+            shapes.append((kernel[0], int(np.prod(kernel[1:]))))
+    return shapes
+
+
+def paired_sgemm(onnx_path: Path) -> tuple[float, float]:
+    """(paired SGEMM GFLOP/s, GFLOP/s on the model's own GEMM shapes, equal FLOPs each)."""
+    shapes = conv_gemm_shapes(onnx_path)
+    depth = max(k for k, _ in shapes)
+    paired = sgemm_rate(8192, depth, depth)
+    own = len(shapes) / sum(1.0 / sgemm_rate(32768, k, n, 3) for k, n in shapes)
+    return paired, own
 
 
 class FlopCounter:
@@ -189,6 +241,13 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs=3, default=(300, 512, 512), metavar=("Z", "Y",
                                                                                         "X"))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--provider", choices=("cpu", "cuda", "tensorrt"), default="cpu",
+                        help="execution provider for both runs (GPU: gpu_options.py settings)")
+    parser.add_argument("--runtime", choices=("openvino", "onnxruntime"),
+                        help="CPU runtime of the optimised run (default: as the app chooses)")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"),
+                        help="precision of the optimised run, validated or not (default: as "
+                        "the app chooses from the card)")
     args = parser.parse_args()
 
     card = ModelRegistry().find(args.model)
@@ -200,17 +259,29 @@ def main() -> None:
     flops = FlopCounter(card.onnx_path)
     flops_per_patch = flops([(1, 1, *card.input.shape_zyx)])
 
-    fast, naive = [], []
-    last_fast = last_naive = None  # only the last results are kept (for the comparison)
-    for _ in range(args.repeats):  # interleaved, so both see the same machine load
+    fast, naive, before = [], [], []
+    sgemm, own_sgemm = [], []
+    last_fast = last_naive = last_before = None  # only the last results are kept
+    for _ in range(args.repeats):  # interleaved, so all see the same machine load
         last_fast = None
-        timings, memory, last_fast = run_once(volume, card, naive=False)
+        timings, memory, last_fast = run_once(volume, card, naive=False, provider=args.provider,
+                                              runtime=args.runtime, precision=args.precision)
         fast.append((timings, memory))
+        paired, own = paired_sgemm(card.onnx_path)
+        sgemm.append(paired)
+        own_sgemm.append(own)
+        if args.provider == "cpu":
+            last_before = None
+            timings, memory, last_before = run_once(volume, card, naive=False,
+                                                    runtime="onnxruntime")
+            before.append((timings, memory))
         last_naive = None
-        timings, memory, last_naive = run_once(volume, card, naive=True)
+        timings, memory, last_naive = run_once(volume, card, naive=True, provider=args.provider,
+                                               runtime="onnxruntime")
         naive.append((timings, memory))
     assert last_fast is not None and last_naive is not None
     agreement = compare(last_fast, last_naive)
+    same_as_onnxruntime = compare(last_fast, last_before) if last_before is not None else None
 
     def median(runs, key):
         return statistics.median(r[0][key] for r in runs)
@@ -220,9 +291,14 @@ def main() -> None:
     input_f32 = volume.array_zyx.size * 4
     model_bytes = card.onnx_path.stat().st_size
     peak = statistics.median(r[1] for r in fast)
+    paired_rate, own_rate = statistics.median(sgemm), statistics.median(own_sgemm)
+    achieved = fast_flops / 1e9 / model_s
+    postprocess_share = median(fast, "postprocess") / median(fast, "total")
+    runtime = last_fast.runtime.describe() if last_fast.runtime is not None else "onnxruntime"
     figures = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "onnxruntime": ort.__version__, "numpy": np.__version__},
+        "provider": last_fast.provider.describe(),
         "volume_zyx": list(volume.shape_zyx), "phantom_seconds": round(make_s, 1),
         "model": f"{card.name} {card.version}",
         "plan": last_fast.plan, "naive_plan": last_naive.plan,
@@ -237,14 +313,35 @@ def main() -> None:
         "speedup_vs_naive_model_stage": round(naive_model_s / model_s, 2),
         "achieved_gflops": round(fast_flops / 1e9 / model_s, 1),
         "naive_achieved_gflops": round(naive_flops / 1e9 / naive_model_s, 1),
+        "runtime": runtime,
+        "paired_sgemm_gflops": round(paired_rate, 1),
+        "model_gemm_shapes_sgemm_gflops": round(own_rate, 1),
+        "model_stage_share_of_paired_sgemm": round(achieved / paired_rate, 3),
+        "postprocess_share_of_total": round(postprocess_share, 4),
+        "onnxruntime_median_s": (
+            {k: round(median(before, k), 2) for k in before[0][0]} if before else None
+        ),
+        "speedup_vs_onnxruntime_total": (
+            round(median(before, "total") / median(fast, "total"), 2) if before else None
+        ),
+        "onnxruntime_peak_memory_mb": (
+            round(statistics.median(r[1] for r in before) / 2**20) if before else None
+        ),
+        "agreement_with_onnxruntime": same_as_onnxruntime,
         "peak_memory_mb": round(peak / 2**20),
         "memory_budget_mb": round((3 * input_f32 + model_bytes) / 2**20),
         "naive_peak_memory_mb": round(statistics.median(r[1] for r in naive) / 2**20),
         "findings": len(last_fast.findings),
         "agreement_with_naive": agreement,
     }
+    closing = [
+        f"model stage: {100 * achieved / paired_rate:.0f}% of paired SGEMM",
+        f"speed-up vs naive: {median(naive, 'total') / median(fast, 'total'):.1f}x",
+        f"postprocess: {100 * postprocess_share:.0f}% of total",
+    ]
     if args.json:
         print(json.dumps(figures, indent=2))
+        print("\n".join(closing))
         return
     print(f"phantom {figures['volume_zyx']} made in {make_s:.0f} s; model {figures['model']}")
     print(f"optimised: {figures['plan']}: {figures['model_calls']} model calls, "
@@ -252,9 +349,18 @@ def main() -> None:
     print(f"naive:     {figures['naive_plan']}: {figures['naive_model_calls']} model calls of "
           f"{card.input.shape_zyx} ({figures['gflop_per_patch']} GFLOP each), "
           f"{figures['naive_gflop_executed']} GFLOP")
-    print("stage            optimised  naive   (median seconds, CPU)")
+    print(f"runtime: {runtime}")
+    print("stage            optimised  onnxruntime  naive   (median seconds)")
     for key in fast[0][0]:
-        print(f"  {key:14} {median(fast, key):8.2f} {median(naive, key):8.2f}")
+        today = f"{median(before, key):8.2f}" if before else "       -"
+        print(f"  {key:14} {median(fast, key):8.2f}     {today} {median(naive, key):8.2f}")
+    if before:
+        print(f"speed-up vs onnxruntime (same tiles): {figures['speedup_vs_onnxruntime_total']}x "
+              f"total; peak memory {figures['onnxruntime_peak_memory_mb']} MB; agreement "
+              f"{json.dumps(same_as_onnxruntime)}")
+    print(f"paired SGEMM (numpy float32, 8192x864 @ 864x864): {paired_rate:.1f} GFLOP/s; on the "
+          f"model's own GEMM shapes {own_rate:.1f} GFLOP/s (model stage {achieved:.1f} = "
+          f"{100 * achieved / own_rate:.0f}% of that)")
     print(f"speed-up vs naive: {figures['speedup_vs_naive_total']}x total, "
           f"{figures['speedup_vs_naive_model_stage']}x model stage (target > 1)")
     print(f"achieved {figures['achieved_gflops']} GFLOP/s in the model stage "
@@ -263,7 +369,9 @@ def main() -> None:
           f"+ model = {figures['memory_budget_mb']} MB); naive {figures['naive_peak_memory_mb']}"
           " MB")
     print(f"agreement with the naive 64^3 result: {json.dumps(agreement)}")
+    print(f"provider: {last_fast.provider.describe()}")
     print(f"machine: {figures['machine']}")
+    print("\n".join(closing))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from meddiag_desktop.app.login_dialog import SignInCancelled, SignInPrompt, ask_
 from meddiag_desktop.app.main_window import APP_NAME, MainWindow
 from meddiag_desktop.app.message_bar import MessageLevel
 from meddiag_desktop.app.scan_controller import ScanController
+from meddiag_desktop.app.scheduling import use_own_scheduling_group
 from meddiag_desktop.app.screen_lock import ScreenLock
 from meddiag_desktop.app.theme import apply_theme
 from meddiag_desktop.db.engine import Database
@@ -131,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_self_test()
     existing = QApplication.instance()
     if not isinstance(existing, QApplication):
+        # A fresh app process: its own share of a busy CPU, as the CLI gets from its terminal.
+        use_own_scheduling_group()
         # Qt's xcb plugin aborts the process with a misleading message when it cannot start
         # (no display, a missing library): say what is really wrong first.
         code = check_display(qt_args)

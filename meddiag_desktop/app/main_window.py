@@ -320,6 +320,8 @@ class MainWindow(QMainWindow):
         self.provider_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.provider_button.clicked.connect(self.show_provider_details)
         self.provider_button.hide()
+        self.runtime_label = QLabel()  # "OpenVINO, float32": the library and precision
+        self.runtime_label.setObjectName("runtimeLabel")
         self.clinical_notice = QLabel(CLINICAL_NOTICE.upper())
         self.clinical_notice.setObjectName("clinicalNotice")
         self.clinical_notice.setToolTip("MedDiag Desktop is not a medical device (Help → About)")
@@ -330,6 +332,7 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.user_label)
         status.addPermanentWidget(self.provider_label)
         status.addPermanentWidget(self.provider_button)
+        status.addPermanentWidget(self.runtime_label)
         status.addPermanentWidget(self.progress_bar)
         status.addPermanentWidget(self.cancel_button)
         status.addPermanentWidget(self.clinical_notice)
@@ -777,17 +780,14 @@ class MainWindow(QMainWindow):
             self.cases.reopen(self._series.key, self._case.case_id)
 
     def _show_provider(self, report: ProviderReport, runtime: RuntimeChoice | None = None) -> None:
-        """'Model ran on CPU (OpenVINO, float32)' and, when a GPU was tried, why not in words,
-        with Details…; the tooltip also says why no faster runtime or precision was used."""
+        """'Model ran on CPU' and, when a GPU was tried, why not in words, with Details…;
+        beside it the runtime and precision ('OpenVINO, float32'), its tooltip saying why
+        nothing faster was used (a precision the card does not list, an automatic fallback)."""
         self._provider = report
-        where = report.short_name.upper()
-        if runtime is not None:
-            where += f" ({runtime.label})"
-        self.provider_label.setText(f"Model ran on {where}")
-        tip = plain_reason(report)
-        if runtime is not None:
-            tip += f" Runtime: {runtime.describe()}."
-        self.provider_label.setToolTip(tip)
+        self.provider_label.setText(f"Model ran on {report.short_name.upper()}")
+        self.provider_label.setToolTip(plain_reason(report))
+        self.runtime_label.setText(runtime.label if runtime is not None else "")
+        self.runtime_label.setToolTip(runtime.describe() if runtime is not None else "")
         self.provider_button.setVisible(fell_back(report))
 
     def _run_failed(self, tag: RunTag, message: str) -> None:

@@ -42,6 +42,13 @@ class NormalizationMethod(StrEnum):
     NONE = "none"
 
 
+class Precision(StrEnum):
+    """Arithmetic a model may run in. float32 is the reference every card is validated in."""
+
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"  # 8-bit mantissa; CPUs with AVX-512 BF16 / AMX run it ~2x faster
+
+
 class Activation(StrEnum):
     SIGMOID = "sigmoid"  # one channel per label, independent probabilities
     SOFTMAX = "softmax"  # channel 0 background, channel i label i
@@ -144,6 +151,9 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
     anatomy: AnatomySpec | None = None  # None: the card makes no claim (any anatomy)
+    # The precisions whose validation reproduced the float32 figures ([precision] validated);
+    # float32 always. A card without the table: float32 only.
+    precisions: tuple[Precision, ...] = (Precision.FLOAT32,)
 
     @property
     def onnx_path(self) -> Path:
@@ -308,10 +318,27 @@ def parse_card(data: dict, folder: Path) -> ModelCard:
         training=r.get(data, "training", dict, "", {}),
         validation=r.get(data, "validation", dict, "", {}),
         anatomy=_parse_anatomy(r, r.get(data, "anatomy", dict, "", None)),
+        precisions=_parse_precisions(r, r.get(data, "precision", dict, "", {})),
     )
     if r.problems:
         raise CardError(folder / CARD_FILE, r.problems)
     return card
+
+
+def _parse_precisions(r: _Reader, table: dict) -> tuple[Precision, ...]:
+    """[precision] validated = ["float32", "bfloat16"]: the precisions a model may run in."""
+    values = r.get(table, "validated", list, "precision.", [])
+    found = [Precision.FLOAT32]
+    for value in values or []:
+        try:
+            precision = Precision(value)
+        except ValueError:
+            allowed = ", ".join(p.value for p in Precision)
+            r.problems.append(f"'precision.validated' names {value!r} (known: {allowed})")
+            continue
+        if precision not in found:
+            found.append(precision)
+    return tuple(found)
 
 
 _ANATOMY_KEYS = ("region", "body_parts", "words", "excluded_words")

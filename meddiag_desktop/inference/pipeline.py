@@ -4,32 +4,38 @@ The pipeline is a plain generator so the CLI draws a progress bar and the GUI ru
 worker thread with a Cancel button, from the same code. Its result is the generator's return
 value; :func:`run_to_end` drives it when nobody needs the progress.
 
-Memory stays bounded: the scan is resampled from its stored integers straight to float32 in
-model space; a fully convolutional model runs on tiles sized to a working-memory budget
-(:mod:`tiling`); the probabilities come back to the scan's grid slab by slab, straight into the
-uint8 label map and the float32 probability map; lesions are labelled inside their own boxes.
+The route reads straight: an :class:`~meddiag_desktop.inference.plan.InferencePlan` made once
+from the scan's geometry and the card is applied to the scan (resampled from its stored integers
+straight to float32 in model space), the model runs (large tiles sized to a working-memory
+budget for a fully convolutional model, :mod:`tiling`; else sliding windows or one call) on the
+CPU runtime chosen by :mod:`cpu_runtime` or a GPU, the plan is undone once (only where the
+output differs from background, straight into the uint8 label map and the float32 probability
+map), and lesions are labelled inside their own boxes.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from meddiag_desktop.domain import Finding, Progress, Segmentation, Volume
 from meddiag_desktop.inference.anatomy import check_volume
-from meddiag_desktop.inference.card import Activation, InputMode, ModelCard
+from meddiag_desktop.inference.card import Activation, InputMode, ModelCard, Precision
+from meddiag_desktop.inference.cpu_runtime import (
+    CpuRequest,
+    PrecisionError,
+    RuntimeChoice,
+    choose,
+    onnxruntime_choice,
+    release_memory,
+    runtime_of,
+)
 from meddiag_desktop.inference.findings import extract_findings
 from meddiag_desktop.inference.model_signature import PackageSignature, check_package
-from meddiag_desktop.inference.preprocess import (
-    ModelInput,
-    model_channel,
-    original_slabs,
-    prepare,
-    slab_on_original_grid,
-)
+from meddiag_desktop.inference.plan import InferencePlan
 from meddiag_desktop.inference.session import (
     ModelLoadError,
     ProviderReport,
@@ -68,6 +74,11 @@ class InferenceOptions:
     # (model_signature.check_package); recorded with the run, so the audit trail shows it.
     allow_unsigned: bool = False
     trust: TrustStore | None = None  # None: the shipped key plus this site's trusted keys
+    # The CPU runtime ("openvino", "onnxruntime") and precision ("float32", "bfloat16"); None:
+    # the fastest this machine has among the precisions the card lists (cpu_runtime.choose).
+    runtime: str | None = None
+    precision: str | None = None
+    allow_unvalidated_precision: bool = False  # validating a model at a new precision only
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,7 @@ class InferenceResult:
     plan: str = ""  # how the model was run, e.g. "6 tile(s) of (200, 140, 112) ..."
     model_inputs: tuple[tuple[int, ...], ...] = ()  # the shape of every model call's input
     signature: PackageSignature | None = None  # who vouches for the model (stored with the run)
+    runtime: RuntimeChoice | None = None  # the library and precision that ran the model
 
 
 TILE_MEMORY_MB_RANGE = (256.0, 1024.0)
@@ -129,12 +141,14 @@ def run_inference(
     cancel: CancelToken | None = None,
     sessions: SessionCache | None = None,
 ) -> Generator[Progress, None, InferenceResult]:
+    """Scan -> plan -> model input -> model -> back on the scan's grid -> findings."""
     options = options or InferenceOptions()
     sessions = sessions or _DEFAULT_SESSIONS
     timings: dict[str, float] = {}
     started = time.perf_counter()
     warnings = check_modality(volume, card, options.allow_modality_mismatch)
     warnings += check_anatomy(volume, card, options.allow_anatomy_mismatch)
+    cpu = _cpu_choice(card, options)
 
     yield Progress(0.0, "loading model", card.name)
     clock = time.perf_counter()
@@ -146,73 +160,36 @@ def run_inference(
             "ran because an admin allowed unsigned models."
         )
     session, report = sessions.get(
-        card.onnx_path, card.sha256, provider_preference(options.provider)
+        card.onnx_path, card.sha256, provider_preference(options.provider), cpu
     )
-    input_name, output_name = _io_names(session, card)
+    model = _Model(session, card, cancel)
     timings["load_model"] = time.perf_counter() - clock
     _check_cancel(cancel)
 
     yield Progress(0.02, "preparing scan", "resampling and normalising")
     clock = time.perf_counter()
-    model_input = prepare(volume, card)
+    plan = InferencePlan.make(volume, card)
+    model_input = plan.apply(volume)
     timings["preprocess"] = time.perf_counter() - clock
     _check_cancel(cancel)
 
-    channels = _channel_count(card)
-    calls: list[tuple[int, ...]] = []
-    stop = run_options()
-    if cancel is not None:
-        cancel.on_cancel(stop.cancel)  # stops a model call already running on a large tile
-
-    def run_batch(batch: np.ndarray) -> np.ndarray:
-        calls.append(batch.shape)
-        try:
-            return session.run([output_name], {input_name: batch}, stop.options)[0]
-        except Exception:
-            _check_cancel(cancel)  # terminated by the cancel token: say so, not "failed"
-            raise
-
     clock = time.perf_counter()
-    plan_text = ""
-    if card.input.mode is InputMode.SLIDING_WINDOW:
-        tiles = _tile_plan(volume, model_input, card, options)
-        if tiles is not None:
-            plan_text = tiles.describe()
-            scores = yield from tiled_inference(
-                model_input.array_zyx,
-                _activated(run_batch, card),
-                channels,
-                tiles,
-                cancel,
-                (0.05, 0.9),
-            )
-        else:
-            plan = WindowPlan(
-                patch_zyx=card.input.shape_zyx,
-                overlap=card.sliding_window.overlap if options.overlap is None else options.overlap,
-                batch_size=options.batch_size or card.sliding_window.batch_size,
-                sigma_scale=card.sliding_window.gaussian_sigma_scale,
-            )
-            plan_text = f"windows of {plan.patch_zyx}, overlap {plan.overlap}"
-            scores = yield from sliding_window(
-                model_input.array_zyx,
-                _activated(run_batch, card),
-                channels,
-                plan,
-                cancel,
-                (0.05, 0.9),
-            )
-    else:
-        plan_text = f"whole volume {model_input.array_zyx.shape}"
-        yield Progress(0.05, "running model", "whole volume")
-        scores = _activated(run_batch, card)(model_input.array_zyx[np.newaxis, np.newaxis])[0]
+    scores, plan_text = yield from _model_stage(model, model_input, volume, card, options, cancel)
+    del model_input
+    release_memory(session)  # OpenVINO keeps a tile's working memory until told
     timings["model"] = time.perf_counter() - clock
-    model_input = replace(model_input, array_zyx=np.empty((0, 0, 0), np.float32))  # free it
     _check_cancel(cancel)
+    # After the model stage: a runtime that failed during a call has fallen back by now.
+    runtime = runtime_of(session) if report.used == "CPUExecutionProvider" else _gpu_choice(cpu)
+    if not runtime.validated:
+        warnings.append(
+            f"The model ran in {runtime.precision.value}, a precision it was not validated in "
+            "(for validation only)."
+        )
 
     yield Progress(0.9, "mapping back", "onto the scan's grid")
     clock = time.perf_counter()
-    labels, probability = _labels_on_original_grid(scores, model_input, card)
+    labels, probability = plan.undo(scores)
     del scores
     timings["postprocess"] = time.perf_counter() - clock
     _check_cancel(cancel)
@@ -241,9 +218,82 @@ def run_inference(
         timings,
         tuple(warnings),
         plan_text,
-        tuple(calls),
+        tuple(model.calls),
         signature,
+        runtime,
     )
+
+
+def _cpu_choice(card: ModelCard, options: InferenceOptions) -> RuntimeChoice:
+    """The CPU runtime and precision for this run; a refused precision is the card's mismatch."""
+    try:
+        precision = Precision(options.precision) if options.precision else None
+    except ValueError as exc:
+        allowed = ", ".join(p.value for p in Precision)
+        raise ModelMismatchError(f"unknown precision '{options.precision}' ({allowed})") from exc
+    request = CpuRequest(options.runtime, precision, options.allow_unvalidated_precision)
+    try:
+        return choose(card, request)
+    except PrecisionError as exc:
+        raise ModelMismatchError(str(exc)) from exc
+
+
+def _gpu_choice(cpu: RuntimeChoice) -> RuntimeChoice:
+    """On a GPU onnxruntime runs the model in float32 (no card lists another GPU precision)."""
+    if cpu.precision is Precision.FLOAT32:
+        return onnxruntime_choice()
+    return onnxruntime_choice((f"{cpu.precision.value} is a CPU option: float32 on the GPU",))
+
+
+class _Model:
+    """The model's calls, as the sliding window and the tiles make them; cancellable."""
+
+    def __init__(self, session, card: ModelCard, cancel: CancelToken | None) -> None:
+        self.session = session
+        self.input_name, self.output_name = _io_names(session, card)
+        self.calls: list[tuple[int, ...]] = []
+        self.cancel = cancel
+        self.stop = run_options()
+        if cancel is not None:
+            cancel.on_cancel(self.stop.cancel)  # stops a model call already running
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.calls.append(batch.shape)
+        try:
+            return self.session.run(
+                [self.output_name], {self.input_name: batch}, self.stop.options
+            )[0]
+        except Exception:
+            _check_cancel(self.cancel)  # terminated by the cancel token: say so, not "failed"
+            raise
+
+
+def _model_stage(
+    model: _Model,
+    model_input: np.ndarray,
+    volume: Volume,
+    card: ModelCard,
+    options: InferenceOptions,
+    cancel: CancelToken | None,
+) -> Generator[Progress, None, tuple[np.ndarray, str]]:
+    """(C, z, y, x) scores on the model's grid: large tiles, sliding windows or one call."""
+    channels = _channel_count(card)
+    run = _activated(model, card)
+    if card.input.mode is not InputMode.SLIDING_WINDOW:
+        yield Progress(0.05, "running model", "whole volume")
+        return run(model_input[np.newaxis, np.newaxis])[0], f"whole volume {model_input.shape}"
+    tiles = _tile_plan(volume, model_input.shape, card, options)
+    if tiles is not None:
+        scores = yield from tiled_inference(model_input, run, channels, tiles, cancel, (0.05, 0.9))
+        return scores, tiles.describe()
+    window = WindowPlan(
+        patch_zyx=card.input.shape_zyx,
+        overlap=card.sliding_window.overlap if options.overlap is None else options.overlap,
+        batch_size=options.batch_size or card.sliding_window.batch_size,
+        sigma_scale=card.sliding_window.gaussian_sigma_scale,
+    )
+    scores = yield from sliding_window(model_input, run, channels, window, cancel, (0.05, 0.9))
+    return scores, f"windows of {window.patch_zyx}, overlap {window.overlap}"
 
 
 def run_to_end(
@@ -311,7 +361,7 @@ def _activated(run_batch, card: ModelCard):
 
 
 def _tile_plan(
-    volume: Volume, model_input: ModelInput, card: ModelCard, options: InferenceOptions
+    volume: Volume, shape_zyx: tuple[int, ...], card: ModelCard, options: InferenceOptions
 ) -> TilePlan | None:
     """Large tiles when the card allows them and the options do not ask for windows."""
     window = card.sliding_window
@@ -327,48 +377,13 @@ def _tile_plan(
         else None
     )
     return plan_tiles(
-        model_input.array_zyx.shape,
+        shape_zyx,
         window.max_tile_zyx,
         window.tile_margin,
         window.tile_multiple,
         max_voxels,
         card.input.shape_zyx,
     )
-
-
-def _labels_on_original_grid(
-    scores: np.ndarray, model_input: ModelInput, card: ModelCard
-) -> tuple[np.ndarray, np.ndarray]:
-    """Threshold (sigmoid) or per-class comparison (softmax), slab by slab of the scan's grid.
-
-    Besides the uint8 labels and the float32 probability map, only a few slices per channel
-    exist at once, whatever the class count and the scan's size.
-    """
-    shape = model_input.original_grid.shape_zyx
-    labels = np.zeros(shape, dtype=np.uint8)
-    probability = np.zeros(shape, dtype=np.float32)
-    sigmoid = card.output.activation is Activation.SIGMOID
-    wanted = [label.channel for label in card.output.labels]
-    if not sigmoid:
-        wanted = [0, *wanted]  # the background first
-    channels = {c: model_channel(scores[c], model_input) for c in dict.fromkeys(wanted)}
-    for first, stop in original_slabs(model_input):
-        out_labels = labels[first:stop]
-        out_probability = probability[first:stop]
-        if sigmoid:
-            for label in card.output.labels:
-                channel = slab_on_original_grid(channels[label.channel], model_input, first, stop)
-                out_labels[channel >= card.postprocessing.threshold] = label.value
-                np.maximum(out_probability, channel, out=out_probability)
-            continue
-        best = slab_on_original_grid(channels[0], model_input, first, stop)
-        np.subtract(1.0, best, out=out_probability)  # probability of any label
-        for label in card.output.labels:
-            channel = slab_on_original_grid(channels[label.channel], model_input, first, stop)
-            better = channel > best
-            out_labels[better] = label.value
-            np.maximum(best, channel, out=best)
-    return labels, probability
 
 
 __all__ = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import SimpleITK as sitk
@@ -81,6 +82,21 @@ class Grid:
         image.SetOrigin(self.origin)
         image.SetDirection(self.direction)
         return image
+
+
+class Geometry(Protocol):
+    """The grids of a model run (a ModelInput or an InferencePlan): enough to map back."""
+
+    @property
+    def model_grid(self) -> Grid: ...
+    @property
+    def original_grid(self) -> Grid: ...
+    @property
+    def crop_pad(self) -> tuple[tuple[int, int], ...]: ...
+    @property
+    def unpadded_shape_zyx(self) -> tuple[int, int, int]: ...
+    @property
+    def same_grid(self) -> bool: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,12 +197,9 @@ def resample(image: sitk.Image, grid: Grid, fill: float = 0.0) -> sitk.Image:
     )
 
 
-def prepare(volume: Volume, card: ModelCard) -> ModelInput:
-    """Orientation, spacing, pad/crop and normalisation, with one float32 copy in model space.
-
-    The scan is resampled straight from its stored integers to float32 on the model's grid
-    (orientation and spacing in one resampling), never cast to float32 at full size first.
-    """
+def model_geometry(volume: Volume, card: ModelCard) -> tuple[_Reorientation, Grid, bool]:
+    """The model's grid for this scan (orientation, then spacing): the axes turned, the grid,
+    and whether reaching it needs interpolation (not when only axes are swapped/flipped)."""
     spec = card.input
     original = Grid.of_volume(volume)
     grid = original
@@ -197,14 +210,32 @@ def prepare(volume: Volume, card: ModelCard) -> ModelInput:
     oriented = grid
     if spec.target_spacing_xyz_mm is not None:
         grid = _respaced(grid, spec.target_spacing_xyz_mm)
-    if grid is oriented:  # only axes swapped/flipped: exact, no interpolation
-        array = np.ascontiguousarray(turn.apply_to_array(volume.array_zyx), dtype=np.float32)
-    else:
-        source = image_from_volume(volume)
-        model_image = resample(source, grid, float(np.min(volume.array_zyx)))
-        del source
-        array = sitk.GetArrayFromImage(model_image)
-        del model_image
+    return turn, grid, grid is not oriented
+
+
+def model_array(volume: Volume, turn: _Reorientation, grid: Grid, resampled: bool) -> np.ndarray:
+    """The scan on the model's grid, float32: straight from its stored integers, in one step
+    (orientation and spacing in one resampling), never cast to float32 at full size first."""
+    if not resampled:  # only axes swapped/flipped: exact, no interpolation
+        return np.ascontiguousarray(turn.apply_to_array(volume.array_zyx), dtype=np.float32)
+    source = image_from_volume(volume)
+    model_image = resample(source, grid, float(np.min(volume.array_zyx)))
+    del source
+    array = sitk.GetArrayFromImage(model_image)
+    del model_image
+    return array
+
+
+def prepare(volume: Volume, card: ModelCard) -> ModelInput:
+    """Orientation, spacing, pad/crop and normalisation, with one float32 copy in model space.
+
+    The pipeline goes through :class:`~meddiag_desktop.inference.plan.InferencePlan`, which
+    does the same in two halves (the geometry first, then the pixels).
+    """
+    spec = card.input
+    original = Grid.of_volume(volume)
+    turn, grid, resampled = model_geometry(volume, card)
+    array = model_array(volume, turn, grid, resampled)
     same_grid = grid.same_as(original)
     unpadded = (int(array.shape[0]), int(array.shape[1]), int(array.shape[2]))
     offsets: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))
@@ -236,7 +267,7 @@ def _centre_pad_crop(
     return out, tuple(offsets)
 
 
-def undo_pad_crop(channel_zyx: np.ndarray, model_input: ModelInput) -> np.ndarray:
+def undo_pad_crop(channel_zyx: np.ndarray, model_input: Geometry) -> np.ndarray:
     """One output channel back to the un-padded model grid (cropped-away parts are 0)."""
     if channel_zyx.shape == model_input.unpadded_shape_zyx and all(
         o == (0, 0) for o in model_input.crop_pad
@@ -257,7 +288,7 @@ def undo_pad_crop(channel_zyx: np.ndarray, model_input: ModelInput) -> np.ndarra
     return out
 
 
-def model_space_image(channel_zyx: np.ndarray, model_input: ModelInput) -> sitk.Image:
+def model_space_image(channel_zyx: np.ndarray, model_input: Geometry) -> sitk.Image:
     """One output channel as a SimpleITK image on the model's grid (pad/crop undone)."""
     image = sitk.GetImageFromArray(
         np.ascontiguousarray(undo_pad_crop(channel_zyx, model_input), np.float32)
@@ -265,7 +296,7 @@ def model_space_image(channel_zyx: np.ndarray, model_input: ModelInput) -> sitk.
     return model_input.model_grid.apply_to(image)
 
 
-def model_channel(channel_zyx: np.ndarray, model_input: ModelInput) -> sitk.Image | np.ndarray:
+def model_channel(channel_zyx: np.ndarray, model_input: Geometry) -> sitk.Image | np.ndarray:
     """One output channel, ready for :func:`slab_on_original_grid`.
 
     The model's grid is the scan's with axes swapped/flipped and another spacing, so mapping
@@ -277,7 +308,7 @@ def model_channel(channel_zyx: np.ndarray, model_input: ModelInput) -> sitk.Imag
     return model_space_image(channel_zyx, model_input)
 
 
-def original_slabs(model_input: ModelInput, max_voxels: int = 1 << 19) -> list[tuple[int, int]]:
+def original_slabs(model_input: Geometry, max_voxels: int = 1 << 19) -> list[tuple[int, int]]:
     """[first, stop) slice ranges of the scan's grid, each at most ``max_voxels``."""
     depth, rows, columns = model_input.original_grid.shape_zyx
     step = max(1, max_voxels // max(1, rows * columns))
@@ -285,7 +316,7 @@ def original_slabs(model_input: ModelInput, max_voxels: int = 1 << 19) -> list[t
 
 
 def slab_on_original_grid(
-    channel: sitk.Image | np.ndarray, model_input: ModelInput, first: int, stop: int
+    channel: sitk.Image | np.ndarray, model_input: Geometry, first: int, stop: int
 ) -> np.ndarray:
     """Slices [first, stop) of one channel on the scan's grid (linear), float32.
 
@@ -357,17 +388,43 @@ def _separable_slab(
     model_zyx: np.ndarray, axes: tuple[_AxisMap, _AxisMap, _AxisMap], first: int, stop: int
 ) -> np.ndarray:
     """Trilinear interpolation of scan slices [first, stop), one axis at a time (z, y, x)."""
+    x_map, y_map, _ = axes
+    return separable_box(
+        model_zyx, axes, ((first, stop), (0, y_map.scan_size), (0, x_map.scan_size))
+    )
+
+
+Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]  # [start, stop) per axis z, y, x
+
+
+def separable_box(
+    model_zyx: np.ndarray, axes: tuple[_AxisMap, _AxisMap, _AxisMap], box: Box
+) -> np.ndarray:
+    """Trilinear interpolation of the scan's voxels in ``box``, one axis at a time (z, y, x).
+
+    Every voxel gets exactly the value that interpolating the whole scan gives it (the same
+    operations on the same numbers): only the model voxels the box needs are read.
+    """
     x_map, y_map, z_map = axes
     # The model array with its axes in the scan's (z, y, x) order (a view).
     view = np.transpose(
         model_zyx, [2 - z_map.model_axis, 2 - y_map.model_axis, 2 - x_map.model_axis]
     )
-    low, high, weight, inside = z_map.weights(first, stop)
+    (z0, z1), (y0, y1), (x0, x1) = box
+    later = []
+    crop = [slice(None)]
+    for axis, mapping, first, stop in ((1, y_map, y0, y1), (2, x_map, x0, x1)):
+        low, high, weight, inside = mapping.weights(first, stop)
+        start = int(min(low.min(), high.min())) if low.size else 0
+        end = int(max(low.max(), high.max())) + 1 if low.size else 0
+        crop.append(slice(start, end))
+        later.append((axis, low - start, high - start, weight, inside))
+    view = view[tuple(crop)]
+    low, high, weight, inside = z_map.weights(z0, z1)
     out = view[low] * (1.0 - weight)[:, None, None]
     out += view[high] * weight[:, None, None]
     out[~inside] = 0.0
-    for axis, mapping in ((1, y_map), (2, x_map)):
-        low, high, weight, inside = mapping.weights(0, mapping.scan_size)
+    for axis, low, high, weight, inside in later:
         shape = [1, 1, 1]
         shape[axis] = weight.size
         base = np.take(out, low, axis=axis)
@@ -380,7 +437,17 @@ def _separable_slab(
     return out
 
 
-def to_original_grid(channel_zyx: np.ndarray, model_input: ModelInput) -> np.ndarray:
+def scan_range(mapping: _AxisMap, start: int, stop: int) -> tuple[int, int]:
+    """The scan indices along one axis whose interpolation reads model voxels [start, stop)."""
+    low, high, _, inside = mapping.weights(0, mapping.scan_size)
+    reads = inside & (np.maximum(low, high) >= start) & (np.minimum(low, high) < stop)
+    hits = np.flatnonzero(reads)
+    if hits.size == 0:
+        return (0, 0)
+    return (int(hits[0]), int(hits[-1]) + 1)
+
+
+def to_original_grid(channel_zyx: np.ndarray, model_input: Geometry) -> np.ndarray:
     """Resample one float channel from model space onto the scan's own grid (linear)."""
     channel = undo_pad_crop(channel_zyx, model_input)
     if model_input.same_grid:

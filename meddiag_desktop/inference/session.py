@@ -20,9 +20,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import onnxruntime as ort
 
+from meddiag_desktop.inference import gpu_options
 from meddiag_desktop.offline import remove_telemetry_leftovers
 
 log = logging.getLogger(__name__)
@@ -175,7 +177,10 @@ def run_options() -> RunStopper:
 
 
 def create_session(
-    onnx_path: Path, preference: Sequence[str], threads: int | None = None
+    onnx_path: Path,
+    preference: Sequence[str],
+    threads: int | None = None,
+    sha256: str | None = None,
 ) -> tuple[ort.InferenceSession, ProviderReport]:
     """Open the model on the first provider in ``preference`` that really works."""
     _remove_telemetry_leftovers_once()
@@ -186,9 +191,8 @@ def create_session(
             if provider != "CPUExecutionProvider":
                 attempts.append((provider, "not included in this onnxruntime build"))
             continue
-        providers = (
-            [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
-        )
+        # CUDA/TensorRT with the options their docs advise (gpu_options), CPU behind them.
+        providers = gpu_options.execution_providers(provider, onnx_path, sha256)
         with _captured_native_stderr() as native_log:
             try:
                 session = ort.InferenceSession(
@@ -204,8 +208,8 @@ def create_session(
         for line in native_log:
             log.info("onnxruntime: %s", line)
         actual = session.get_providers()[0]
-        if actual == provider:
-            return session, ProviderReport(actual, tuple(attempts))
+        if actual == provider:  # on a GPU, windows go through I/O binding (gpu_options)
+            return gpu_options.on_device(session, actual), ProviderReport(actual, tuple(attempts))
         attempts.append((provider, _reason_from_log(native_log)))
         better_left = [
             p
@@ -225,20 +229,34 @@ def _remove_telemetry_leftovers_once() -> None:
         log.info("removed onnxruntime telemetry leftovers: %s", path)
 
 
+class CpuOpener(Protocol):
+    """Opens the model in the chosen CPU runtime, with onnxruntime's session as the fallback."""
+
+    def open(self, onnx_path: Path, fallback: ort.InferenceSession) -> Any: ...
+
+
 class SessionCache:
     """One session per (model file, provider choice); building one can take seconds."""
 
     def __init__(self) -> None:
-        self._sessions: dict[tuple[str, str, tuple[str, ...]], tuple] = {}
+        self._sessions: dict[tuple, tuple] = {}
         self._lock = threading.Lock()
 
     def get(
-        self, onnx_path: Path, sha256: str, preference: Sequence[str]
+        self,
+        onnx_path: Path,
+        sha256: str,
+        preference: Sequence[str],
+        cpu: CpuOpener | None = None,
     ) -> tuple[ort.InferenceSession, ProviderReport]:
-        key = (str(onnx_path), sha256, tuple(preference))
+        """``cpu`` (cpu_runtime.RuntimeChoice) opens the CPU runtime when the CPU runs it."""
+        key = (str(onnx_path), sha256, tuple(preference), cpu)
         with self._lock:
             if key not in self._sessions:
-                self._sessions[key] = create_session(onnx_path, preference)
+                session, report = create_session(onnx_path, preference, sha256=sha256)
+                if cpu is not None and report.used == "CPUExecutionProvider":
+                    session = cpu.open(onnx_path, session)
+                self._sessions[key] = (session, report)
             return self._sessions[key]
 
     def clear(self) -> None:

@@ -36,6 +36,9 @@ def test_infer_writes_mask_findings_and_probabilities(tmp_path: Path) -> None:
     if report["provider"] == "cpu":
         assert report["provider_fallbacks"], "the reason CUDA was not used must be recorded"
     assert {"preprocess", "model", "total"} <= set(report["timings_s"])
+    # which library ran the model, in which precision, and why nothing faster
+    assert report["runtime"]["runtime"] in ("openvino", "onnxruntime")
+    assert report["runtime"]["precision"] == "float32" and report["runtime"]["notes"]
     assert len(report["findings"]) == 2
     assert {"volume_ml", "long_axis_mm", "short_axis_mm", "centroid_lps_mm",
             "mean_probability"} <= set(report["findings"][0])
@@ -114,6 +117,7 @@ def test_force_anatomy_runs_and_records_the_override(sample_data: Path, tmp_path
         history = case_history(db, report["database"]["case_id"])
     assert run.parameters["options"]["allow_anatomy_mismatch"] is True
     assert run.parameters["anatomy"]["region"] == "chest"
+    assert run.parameters["runtime"]["precision"] == "float32"  # the run's provenance
     assert any("is of the head" in w for w in run.warnings)
     [saved] = [e for e in history if e.action is AuditAction.RUN_SAVED]
     assert saved.details["overrides"] == ["allow_anatomy_mismatch"]
