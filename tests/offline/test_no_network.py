@@ -188,12 +188,13 @@ def test_cli_infer_opens_no_socket(tmp_path: Path) -> None:
     subprocess.run([*meddiag, "demo", "make", str(demo)], env=env, check=True, timeout=120)
     trace = tmp_path / "trace.txt"
     started = time.monotonic()
-    # 64^3 windows (--overlap): the default runtime (OpenVINO) runs the large tiles in under
-    # 12 s, too soon to see the lookups; windows do 4x the arithmetic on the same runtime.
+    # 64^3 windows (--overlap) in float32: the default runtime (OpenVINO, bfloat16 where the CPU
+    # has it) runs the large tiles in under 12 s, too soon to see the lookups; float32 windows
+    # do 4x the arithmetic at half the rate.
     done = traced(
         [*meddiag, "infer", str(demo / "dicom"), "--model", "demo-lung-nodules",
          "--out", str(tmp_path / "pred"), "--db", f"sqlite:///{tmp_path / 'cases.sqlite3'}",
-         "--overlap", "0.5"],
+         "--overlap", "0.5", "--precision", "float32"],
         trace, env, timeout=400,
     )
     assert done.returncode == 0, done.stderr[-2000:]
