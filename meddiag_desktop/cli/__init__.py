@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from meddiag_desktop import __version__
 from meddiag_desktop.cli import (
     audit_commands,
+    compare_commands,
     deid_commands,
     demo_commands,
     export_commands,
@@ -73,4 +74,5 @@ def build_parser() -> argparse.ArgumentParser:
     user_commands.add_parsers(commands)
     audit_commands.add_parsers(commands)
     deid_commands.add_parsers(commands)
+    compare_commands.add_parsers(commands)
     return parser

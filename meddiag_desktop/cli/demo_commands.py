@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from meddiag_desktop.demo.case import DemoCaseError, write_demo_case
@@ -35,10 +36,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         default=DEFAULT_SPACING_XYZ_MM,
         help="mm (default %(default)s)",
     )
+    make.add_argument(
+        "--follow-up",
+        action="store_true",
+        help="write a baseline and a follow-up scan of one patient (FOLDER/baseline, "
+        "FOLDER/follow-up) with known changes, and FOLDER/follow_up_truth.json",
+    )
     make.set_defaults(run=_make)
 
 
 def _make(args: argparse.Namespace) -> int:
+    if args.follow_up:
+        return _make_follow_up(args)
     case = write_demo_case(
         args.folder, seed=args.seed, shape_zyx=tuple(args.shape), spacing_xyz_mm=tuple(args.spacing)
     )
@@ -50,4 +59,25 @@ def _make(args: argparse.Namespace) -> int:
     for nodule in case.nodules:
         centre = ", ".join(f"{v:.0f}" for v in nodule.centre_lps_mm)
         print(f"  {nodule.kind} nodule, {nodule.diameter_mm:.1f} mm at LPS ({centre}) mm")
+    return 0
+
+
+def _make_follow_up(args: argparse.Namespace) -> int:
+    from meddiag_desktop.demo.follow_up_case import write_follow_up_case
+
+    pair = write_follow_up_case(
+        args.folder, seed=args.seed, shape_zyx=tuple(args.shape), spacing_xyz_mm=tuple(args.spacing)
+    )
+    truth = json.loads(pair.truth_json.read_text(encoding="utf-8"))
+    print(
+        f"wrote a synthetic follow-up pair (seed {args.seed}): {pair.baseline.dicom_folder} "
+        f"({truth['baseline']['study_date']}) and {pair.follow_up.dicom_folder} "
+        f"({truth['follow_up']['study_date']}, {truth['days_between']} days later, moved "
+        f"{truth['transform']['shift_mm']:.1f} mm and {truth['transform']['rotation_deg']:.1f} "
+        f"deg), ground truth {pair.truth_json.name}"
+    )
+    for lesion in truth["lesions"]:
+        before, after = (f"{v:.2f} mL" if v is not None else "-" for v in lesion["volume_ml"])
+        print(f"  {lesion['track_id']}: {lesion['change']:<9} {before} -> {after}")
+    print(f"  expected response: {truth['rule']}")
     return 0

@@ -169,6 +169,7 @@ def _import(
         series_date=meta.series_date,
         manufacturer=meta.manufacturer,
         manufacturer_model=meta.manufacturer_model,
+        body_part=meta.body_part_examined[:64],
         size_x=series.size_xyz[0],
         size_y=series.size_xyz[1],
         size_z=series.size_xyz[2],

@@ -79,6 +79,10 @@ class AuditAction(StrEnum):
     SCREEN_UNLOCKED = "user.screen_unlocked"
     # An admin looked up who a pseudonym of a de-identified export is (details: the pseudonym).
     PSEUDONYM_LOOKED_UP = "pseudonym.looked_up"
+    # A case compared with an earlier one (details: prior case, response, registration).
+    COMPARISON_SAVED = "comparison.saved"
+    # The reader corrected a comparison: links, unlinks, marks or target lesions (details).
+    COMPARISON_REVISED = "comparison.revised"
 
 
 class WorklistOrder(StrEnum):

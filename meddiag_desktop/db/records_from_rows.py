@@ -148,6 +148,7 @@ def series_record(series: SeriesRow, study: StudyRow, patient: PatientRow) -> Se
         institution=study.institution,
         manufacturer=series.manufacturer,
         manufacturer_model=series.manufacturer_model,
+        body_part_examined=series.body_part,
     )
     try:
         kind = SeriesKind(series.kind)

@@ -45,6 +45,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
+from meddiag_desktop.db.comparison_records import (
+    MatchBasis,
+    OverrideAction,
+    Response,
+    TrackStatus,
+)
 from meddiag_desktop.db.records import CaseStatus, ReviewStatus, RunOutcome, UserRole
 from meddiag_desktop.domain import FindingSource
 
@@ -151,6 +157,8 @@ class SeriesRow(Base):
     series_date: Mapped[str] = mapped_column(String(16), default="")
     manufacturer: Mapped[str] = mapped_column(String(128), default="")
     manufacturer_model: Mapped[str] = mapped_column(String(128), default="")
+    # DICOM BodyPartExamined (migration 0008): how a prior of the same region is found first.
+    body_part: Mapped[str] = mapped_column(String(64), default="")
     size_x: Mapped[int] = mapped_column(default=0)
     size_y: Mapped[int] = mapped_column(default=0)
     size_z: Mapped[int] = mapped_column(default=0)
@@ -415,7 +423,6 @@ def autogenerate_filter(dialect: str) -> Callable[..., bool]:
     return include
 
 
-
 class PseudonymRow(Base):
     """A patient's pseudonym for de-identified exports and the secret that seeds its new UIDs
     and date offset (``meddiag_desktop.deid``); migration 0006.
@@ -469,3 +476,76 @@ class LoginFailureRow(Base):
     name_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_failed_at: Mapped[datetime] = mapped_column(default=now_utc)
+
+
+class ComparisonRow(Base):
+    """A case compared with an earlier case of the same patient (migration 0008).
+
+    Never updated: a revision (the reader's overrides, other target lesions) is a new row of
+    the same pair naming the one it revises; the newest row of a pair is the comparison.
+    ``transform`` maps a current-study LPS point to the prior study (ITK's fixed -> moving).
+    """
+
+    __tablename__ = "comparisons"
+    __table_args__ = (
+        Index("ix_comparisons_case_fk", "case_fk", "prior_case_fk"),
+        Index("ix_comparisons_prior_case_fk", "prior_case_fk"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_fk: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    prior_case_fk: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    revises_id: Mapped[int | None] = mapped_column()  # history only: no foreign key
+    created_at: Mapped[datetime] = mapped_column(default=now_utc)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    transform: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    quality: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    response: Mapped[Response] = mapped_column(coded(Response, "comparison_response"))
+    rule: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    chosen_targets: Mapped[list[Any] | None] = mapped_column(JSON)  # prior finding ids
+
+
+class ComparisonTrackRow(Base):
+    """One lesion of a comparison: its findings in both studies and its tracking UID."""
+
+    __tablename__ = "comparison_tracks"
+    __table_args__ = (
+        Index("ix_comparison_tracks_comparison_fk", "comparison_fk"),
+        Index("ix_comparison_tracks_current_finding_fk", "current_finding_fk"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    comparison_fk: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"))
+    track_id: Mapped[str] = mapped_column(String(16))
+    tracking_uid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[TrackStatus] = mapped_column(coded(TrackStatus, "track_status"))
+    basis: Mapped[MatchBasis] = mapped_column(coded(MatchBasis, "match_basis"))
+    prior_finding_fk: Mapped[int | None] = mapped_column(
+        ForeignKey("findings.id", ondelete="CASCADE")
+    )
+    current_finding_fk: Mapped[int | None] = mapped_column(
+        ForeignKey("findings.id", ondelete="CASCADE")
+    )
+    target: Mapped[bool] = mapped_column(Boolean, default=False)
+    dice: Mapped[float | None] = mapped_column(Float)
+    distance_mm: Mapped[float | None] = mapped_column(Float)
+
+
+class ComparisonOverrideRow(Base):
+    """A reader's correction of the matching, in force for its comparison."""
+
+    __tablename__ = "comparison_overrides"
+    __table_args__ = (Index("ix_comparison_overrides_comparison_fk", "comparison_fk"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    comparison_fk: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer, default=0)  # the order they are applied in
+    action: Mapped[OverrideAction] = mapped_column(coded(OverrideAction, "override_action"))
+    prior_finding_fk: Mapped[int | None] = mapped_column(
+        ForeignKey("findings.id", ondelete="CASCADE")
+    )
+    current_finding_fk: Mapped[int | None] = mapped_column(
+        ForeignKey("findings.id", ondelete="CASCADE")
+    )

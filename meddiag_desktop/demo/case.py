@@ -21,6 +21,7 @@ from meddiag_desktop.demo.phantom import (
     DEFAULT_SHAPE_ZYX,
     DEFAULT_SPACING_XYZ_MM,
     Nodule,
+    Phantom,
     make_phantom,
 )
 from meddiag_desktop.scans import write_label_map
@@ -62,12 +63,19 @@ def write_demo_case(
     _prepare(target)
     phantom = make_phantom(seed, shape_zyx, spacing_xyz_mm)
     volume = phantom.volume
+    uid_seed = f"meddiag-demo-phantom/{seed}/{volume.shape_zyx}/{volume.spacing_xyz_mm}"
+    return write_phantom_case(target, phantom, seed, uid_seed)
+
+
+def write_phantom_case(target: Path, phantom: Phantom, seed: int, uid_seed: str) -> DemoCase:
+    """Write ``phantom`` as a demo case into the prepared, empty folder ``target``."""
+    volume = phantom.volume
     dicom_folder = target / DICOM_FOLDER
     files = write_dicom_series(
         volume,
         dicom_folder,
         series_description=volume.metadata.series_description,
-        uid_seed=f"meddiag-demo-phantom/{seed}/{volume.shape_zyx}/{volume.spacing_xyz_mm}",
+        uid_seed=uid_seed,
     )
     ground_truth = write_label_map(volume, phantom.mask_zyx, target / GROUND_TRUTH_FILE)
     description = {
@@ -121,6 +129,11 @@ def _is_complete(target: Path) -> bool:
     description = json.loads((target / NODULES_FILE).read_text(encoding="utf-8"))
     slices = description.get("shape_zyx", [0])[0]
     return len(list((target / DICOM_FOLDER).glob("*.dcm"))) == slices
+
+
+def prepare_folder(target: Path) -> None:
+    """:func:`_prepare` for other demo writers: empty, or a previous demo case, cleared."""
+    _prepare(target)
 
 
 def _prepare(target: Path) -> None:

@@ -35,6 +35,14 @@ class NoduleShape:
     lobe_amplitudes: np.ndarray  # (k,)
 
 
+@dataclass(frozen=True)
+class NoduleSizes:
+    """Nodules of given diameters (mm), placed clear of ``among`` as well."""
+
+    diameters_mm: tuple[float, ...]
+    among: tuple[NoduleShape, ...] = ()
+
+
 def random_diameter(rng: np.random.Generator) -> float:
     """Log-uniform between 4 and 30 mm: as many 4-8 mm nodules as 8-15 or 15-30 mm ones."""
     return float(np.exp(rng.uniform(np.log(MIN_DIAMETER_MM), np.log(MAX_DIAMETER_MM))))
@@ -46,26 +54,37 @@ def place_nodules(
     lung: LungField,
     vessels: Segments,
     field_of_view: tuple[np.ndarray, np.ndarray],
+    sizes: NoduleSizes | None = None,
 ) -> list[NoduleShape]:
     """``count`` nodules inside the lungs, clear of large vessels, of each other and of the edge
-    of the field of view (lo, hi in anatomy mm). Fewer when the lungs are out of view."""
+    of the field of view (lo, hi in anatomy mm). Fewer when the lungs are out of view.
+
+    ``sizes``: solid nodules of exactly these diameters instead of random ones (``count`` is
+    then ignored), also kept clear of the nodules ``sizes.among`` (another visit's).
+    """
     candidates = np.flatnonzero(lung.distance_zyx >= MIN_DIAMETER_MM / 2 + PLEURA_MARGIN_MM)
     placed: list[NoduleShape] = []
     lo, hi = field_of_view
     big = Segments(vessels.start, vessels.end, vessels.r0, vessels.r1)
-    for _ in range(count):
-        diameter = random_diameter(rng)
-        kind = "part-solid" if diameter >= 8.0 and rng.uniform() < 0.35 else "solid"
+    fixed = sizes.diameters_mm if sizes is not None else ()
+    others = list(sizes.among) if sizes is not None else []
+    for index in range(len(fixed) if sizes is not None else count):
+        if sizes is not None:
+            diameter, kind = fixed[index], "solid"
+        else:
+            diameter = random_diameter(rng)
+            kind = "part-solid" if diameter >= 8.0 and rng.uniform() < 0.35 else "solid"
         for attempt in range(MAX_TRIES):
-            # After half the tries, accept a smaller nodule rather than none.
-            shrink = 1.0 if attempt < MAX_TRIES // 2 else 1.0 - attempt / MAX_TRIES
+            # After half the tries, accept a smaller nodule rather than none (random sizes).
+            late = attempt >= MAX_TRIES // 2 and sizes is None
+            shrink = 1.0 - attempt / MAX_TRIES if late else 1.0
             radius = max(MIN_DIAMETER_MM / 2.0, diameter / 2.0 * shrink)
             if candidates.size == 0:
                 break
             flat = candidates[rng.integers(candidates.size)]
             index_zyx = np.array(np.unravel_index(flat, lung.distance_zyx.shape), dtype=float)
             centre = lung.origin + (index_zyx[::-1] + rng.uniform(-0.5, 0.5, 3)) * lung.spacing
-            if _fits(centre, radius, lung, big, placed, lo, hi):
+            if _fits(centre, radius, lung, big, placed + others, lo, hi):
                 placed.append(_shape(rng, centre, radius, kind))
                 break
     return placed
@@ -152,3 +171,22 @@ def paint_nodule(
 def _cover(signed_distance: np.ndarray, edge_mm: float) -> np.ndarray:
     """Fraction of a voxel inside a surface, from the signed distance to it (partial volume)."""
     return np.clip(signed_distance * np.float32(1.0 / edge_mm) + np.float32(0.5), 0.0, 1.0)
+
+
+def nodule_volume_mm3(nodule: NoduleShape, directions: int = 20000) -> float:
+    """The volume of the nodule's analytic shape (its lobulated sphere), on no grid at all.
+
+    The surface lies at ``radius * (1 + bumps(u))`` in each direction ``u``, so the volume is
+    the integral of ``r(u)^3 / 3`` over the sphere of directions (Fibonacci points, equal area).
+    """
+    k = np.arange(directions) + 0.5
+    z = 1.0 - 2.0 * k / directions
+    ring = np.sqrt(1.0 - z * z)
+    angle = np.pi * (1.0 + 5.0**0.5) * k
+    units = np.stack([ring * np.cos(angle), ring * np.sin(angle), z], axis=1)
+    bumps = np.zeros(directions)
+    for lobe, amplitude in zip(nodule.lobes, nodule.lobe_amplitudes, strict=True):
+        cos = units @ lobe
+        bumps += amplitude * (2.5 * cos**3 - 1.5 * cos)
+    radii = nodule.radius * (1.0 + bumps)
+    return float(4.0 * np.pi * np.mean(radii**3) / 3.0)

@@ -24,6 +24,7 @@ from scipy import ndimage
 from meddiag_desktop.demo import anatomy as anatomy_module
 from meddiag_desktop.demo.anatomy import Anatomy, random_anatomy, render_slice, texture_at
 from meddiag_desktop.demo.nodules import NoduleShape, paint_nodule, place_nodules
+from meddiag_desktop.demo.patient_pose import PatientPose
 from meddiag_desktop.demo.tubes import (
     MIN_AIRWAY_RADIUS_MM,
     MIN_VESSEL_RADIUS_MM,
@@ -82,46 +83,98 @@ def make_phantom(
     ``nodules`` fixes how many are placed (by default 2-6, depending on the seed); fewer are
     placed when the field of view shows too little lung.
     """
+    shape, spacing = checked_grid(shape_zyx, spacing_xyz_mm)
+    scene = phantom_scene(seed)
+    grid = _grid(shape, spacing)
+    nodule_rng = np.random.default_rng([seed, 2])
+    low, high = NODULE_COUNT_RANGE
+    count = int(nodule_rng.integers(low, high + 1)) if nodules is None else int(nodules)
+    fov = field_of_view(grid, spacing)
+    shapes = place_nodules(nodule_rng, count, scene.lung, scene.vessels, fov)
+    return render_phantom(
+        scene, shapes, ScanSettings(shape, spacing, _metadata(seed, shape, spacing))
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class PhantomScene:
+    """What stays the same between scans of one synthetic patient: the body and its trees."""
+
+    seed: int
+    anatomy: Anatomy
+    lung: LungField  # on the coarse grid, for steering vessels and placing nodules
+    vessels: Segments
+    airways: Segments  # main bronchi and the airway tree
+
+
+def phantom_scene(seed: int) -> PhantomScene:
+    """The anatomy, vessels and airways of the phantom patient ``seed``."""
+    anatomy = random_anatomy(np.random.default_rng([seed, 0]))
+    lung = _coarse_lung(anatomy)
+    tree_rng = np.random.default_rng([seed, 1])
+    vessels = grow_tree(tree_rng, lung, vessel_roots(anatomy, tree_rng), MIN_VESSEL_RADIUS_MM)
+    bronchi, bronchus_roots = airway_roots(anatomy, tree_rng)
+    airways = grow_tree(tree_rng, lung, bronchus_roots, MIN_AIRWAY_RADIUS_MM, (5.0, 8.0))
+    return PhantomScene(
+        seed, anatomy, lung, vessels, Segments.from_rows(_rows(bronchi) + _rows(airways))
+    )
+
+
+def checked_grid(
+    shape_zyx: tuple[int, int, int], spacing_xyz_mm: tuple[float, float, float]
+) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+    """The voxel counts and spacing as ints and floats; ValueError when they make no grid."""
     if len(shape_zyx) != 3 or min(shape_zyx) < 1:
         raise ValueError(f"shape_zyx must be three positive sizes, got {shape_zyx}")
     if len(spacing_xyz_mm) != 3 or min(spacing_xyz_mm) <= 0:
         raise ValueError(f"spacing_xyz_mm must be three positive sizes, got {spacing_xyz_mm}")
     shape = (int(shape_zyx[0]), int(shape_zyx[1]), int(shape_zyx[2]))
     spacing = (float(spacing_xyz_mm[0]), float(spacing_xyz_mm[1]), float(spacing_xyz_mm[2]))
-    anatomy = random_anatomy(np.random.default_rng([seed, 0]))
-    grid = _grid(shape, spacing)
-    lung = _coarse_lung(anatomy)
+    return shape, spacing
 
-    tree_rng = np.random.default_rng([seed, 1])
-    vessels = grow_tree(tree_rng, lung, vessel_roots(anatomy, tree_rng), MIN_VESSEL_RADIUS_MM)
-    bronchi, bronchus_roots = airway_roots(anatomy, tree_rng)
-    airways = grow_tree(tree_rng, lung, bronchus_roots, MIN_AIRWAY_RADIUS_MM, (5.0, 8.0))
 
-    nodule_rng = np.random.default_rng([seed, 2])
-    low, high = NODULE_COUNT_RANGE
-    count = int(nodule_rng.integers(low, high + 1)) if nodules is None else int(nodules)
+def field_of_view(grid: Grid, spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest and highest corner (anatomy mm) of the voxels of ``grid``."""
     half = np.asarray(spacing) / 2.0
-    field_of_view = (
+    return (
         np.array([grid.xs[0], grid.ys[0], grid.zs[0]]) - half,
         np.array([grid.xs[-1], grid.ys[-1], grid.zs[-1]]) + half,
     )
-    shapes = place_nodules(nodule_rng, count, lung, vessels, field_of_view)
 
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """How one scan of a phantom patient is taken.
+
+    ``pose``: where the patient lies in the scanner relative to the first scan (a later
+    visit); the anatomy is then drawn on a larger grid in its own frame and resampled into the
+    scanner's (linear; the mask from its interpolated cover), before blur and noise.
+    ``visit``: 0 for the first scan; later visits get noise of their own.
+    """
+
+    shape_zyx: tuple[int, int, int]
+    spacing_xyz_mm: tuple[float, float, float]
+    metadata: ScanMetadata
+    pose: PatientPose | None = None
+    visit: int = 0
+
+
+def render_phantom(scene: PhantomScene, shapes: list[NoduleShape], scan: ScanSettings) -> Phantom:
+    """The scan of ``scene`` with the nodules ``shapes``, taken as ``scan`` says."""
+    shape, spacing = checked_grid(scan.shape_zyx, scan.spacing_xyz_mm)
+    pose = scan.pose
+    grid = _grid(shape, spacing)
     edge_mm = float(np.mean(spacing))
-    hu = _render_background(anatomy, grid)
-    paint_tubes(hu, grid, hilar_trunks(anatomy), anatomy_module.BLOOD_HU, edge_mm)
-    paint_tubes(hu, grid, vessels, anatomy_module.BLOOD_HU, edge_mm)
-    _paint_airways(hu, grid, Segments.from_rows(_rows(bronchi) + _rows(airways)), edge_mm)
-    mask = np.zeros(shape, dtype=np.uint8)
-    for nodule in shapes:
-        paint_nodule(hu, mask, grid, nodule, edge_mm)
-    bone, cartilage = rib_segments(anatomy)
-    paint_tubes(hu, grid, bone, anatomy_module.CORTICAL_HU, edge_mm)
-    paint_tubes(hu, grid, bone.scaled(0.62), anatomy_module.CANCELLOUS_HU, edge_mm)
-    paint_tubes(hu, grid, cartilage, 130.0, edge_mm)
-
+    if pose is None:
+        hu, mask = _paint(scene, grid, shapes, edge_mm)
+    else:
+        drawn = _padded(grid, pose.reach_mm(field_of_view(grid, spacing)))
+        hu, mask = _paint(scene, drawn, shapes, edge_mm)
+        hu, mask = pose.resample(
+            hu, mask, (drawn.xs, drawn.ys, drawn.zs), (grid.xs, grid.ys, grid.zs)
+        )
     _blur(hu, spacing)
-    noise_rng = np.random.default_rng([seed, 3])
+    noise_rng = np.random.default_rng([scene.seed, 3] + ([scan.visit] if scan.visit else []))
     array = _add_noise_and_quantise(hu, noise_rng, float(noise_rng.uniform(10.0, 20.0)))
     del hu
     volume = Volume(
@@ -129,11 +182,50 @@ def make_phantom(
         spacing_xyz_mm=spacing,
         origin_lps_mm=_to_lps(np.array([grid.xs[0], grid.ys[0], grid.zs[0]], dtype=float)),
         direction_lps=IDENTITY_DIRECTION,
-        metadata=_metadata(seed, shape, spacing),
-        source=f"synthetic phantom (seed {seed})",
+        metadata=scan.metadata,
+        source=f"synthetic phantom (seed {scene.seed})",
     )
-    listed = [_describe(nodule, array, mask, grid) for nodule in shapes]
+    listed = [_describe(nodule, array, mask, grid, pose) for nodule in shapes]
     return Phantom(volume=volume, mask_zyx=mask, nodules=listed)
+
+
+def _paint(
+    scene: PhantomScene, grid: Grid, shapes: list[NoduleShape], edge_mm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 HU before blur and noise, and the uint8 nodule mask, on ``grid``."""
+    anatomy = scene.anatomy
+    hu = _render_background(anatomy, grid)
+    paint_tubes(hu, grid, hilar_trunks(anatomy), anatomy_module.BLOOD_HU, edge_mm)
+    paint_tubes(hu, grid, scene.vessels, anatomy_module.BLOOD_HU, edge_mm)
+    _paint_airways(hu, grid, scene.airways, edge_mm)
+    mask = np.zeros(hu.shape, dtype=np.uint8)
+    for nodule in shapes:
+        paint_nodule(hu, mask, grid, nodule, edge_mm)
+    bone, cartilage = rib_segments(anatomy)
+    paint_tubes(hu, grid, bone, anatomy_module.CORTICAL_HU, edge_mm)
+    paint_tubes(hu, grid, bone.scaled(0.62), anatomy_module.CANCELLOUS_HU, edge_mm)
+    paint_tubes(hu, grid, cartilage, 130.0, edge_mm)
+    return hu, mask
+
+
+def _padded(grid: Grid, margin_mm: float) -> Grid:
+    """``grid`` grown by at least ``margin_mm`` on every side, with thick slices split to about
+    the finest spacing (so resampling it blurs thin structures no more than the scan does)."""
+    finest = min(_step_of(a) for a in (grid.xs, grid.ys, grid.zs))
+
+    def grown(centres: np.ndarray) -> np.ndarray:
+        step = _step_of(centres)
+        step /= max(1, round(step / finest))
+        extra = int(np.ceil(margin_mm / step))
+        first = float(centres[0]) - extra * step
+        count = round((float(centres[-1]) - float(centres[0])) / step) + 1 + 2 * extra
+        return (first + np.arange(count) * step).astype(np.float32)
+
+    return Grid(grown(grid.xs), grown(grid.ys), grown(grid.zs))
+
+
+def _step_of(centres: np.ndarray) -> float:
+    return float(centres[1] - centres[0]) if centres.size > 1 else 1.0
 
 
 def _grid(shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> Grid:
@@ -240,9 +332,11 @@ def _metadata(
     )
 
 
-def _describe(nodule: NoduleShape, array: np.ndarray, mask: np.ndarray, grid: Grid) -> Nodule:
+def _describe(
+    nodule: NoduleShape, array: np.ndarray, mask: np.ndarray, grid: Grid, pose: PatientPose | None
+) -> Nodule:
     reach = nodule.radius * 1.3
-    c = nodule.centre
+    c = nodule.centre if pose is None else pose.scanner_point(nodule.centre)
     x0, x1 = grid.index_range(c[0] - reach, c[0] + reach, 0)
     y0, y1 = grid.index_range(c[1] - reach, c[1] + reach, 1)
     z0, z1 = grid.index_range(c[2] - reach, c[2] + reach, 2)

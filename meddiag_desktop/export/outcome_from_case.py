@@ -17,7 +17,10 @@ What goes in, and from where:
 Numbering: an AI finding keeps its number (``#N`` in ``meddiag cases show``); manual findings
 (``M1``, ``M2`` in the app) follow the run's highest number, so every kept finding of an export
 has its own number and tracking identifier. Tracking UIDs are derived from the finding's
-database id and the series UID, so every export of a case names a finding by the same UID.
+database id and the series UID, so every export of a case names a finding by the same UID; a
+finding that the case's newest follow-up comparison matched to an earlier study's lesion takes
+that lesion's UID instead (:func:`~meddiag_desktop.db.comparisons.continued_tracking_uids`), so
+the SR of every study of a patient names one lesion by one UID.
 
 A case without a successful run but with manual findings is exported as the radiologist's own
 (no model section); it cannot be signed (sign-off needs a run), so its outputs are DRAFT.
@@ -36,6 +39,7 @@ from pydicom.uid import generate_uid
 from meddiag_desktop.db.audit import case_history
 from meddiag_desktop.db.case_label_map import case_label_map
 from meddiag_desktop.db.cases import get_case
+from meddiag_desktop.db.comparisons import continued_tracking_uids
 from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.errors import NotImportableError
 from meddiag_desktop.db.importing import fingerprint_files
@@ -52,6 +56,7 @@ from meddiag_desktop.db.records import (
 from meddiag_desktop.domain import FindingSource, SeriesInfo, SeriesKind, Volume
 from meddiag_desktop.export.errors import ExportError
 from meddiag_desktop.export.finding_regions import finding_region
+from meddiag_desktop.export.follow_up_history import follow_up_summary
 from meddiag_desktop.reports.review_outcome import (
     AuditLine,
     KeptDecision,
@@ -72,8 +77,7 @@ def outcome_from_case(db: Database, case_id: int) -> ReviewOutcome:
     run = detail.current_run
     if run is None and not detail.manual_findings:
         raise ExportError(
-            f"case {case_id} has no successful model run and no manual finding: nothing to "
-            "export"
+            f"case {case_id} has no successful model run and no manual finding: nothing to export"
         )
     scan, source_files = load_case_scan(detail)
     shown = case_label_map(db, detail)
@@ -84,7 +88,8 @@ def outcome_from_case(db: Database, case_id: int) -> ReviewOutcome:
             f"{scan.shape_zyx}: the mask does not belong to this scan"
         )
     events = case_history(db, case_id)
-    findings = _kept_findings(detail, labels, events, scan.metadata.series_uid)
+    continued = continued_tracking_uids(db, case_id)
+    findings = _kept_findings(detail, labels, events, scan.metadata.series_uid, continued)
     names = dict(shown.label_names) if shown is not None else {}
     for reported in findings:
         names.setdefault(reported.finding.label, reported.finding.label_name)
@@ -102,6 +107,7 @@ def outcome_from_case(db: Database, case_id: int) -> ReviewOutcome:
         exported_by=db.actor,
         exported_at=datetime.now(UTC),
         audit=tuple(audit_line(e) for e in events),
+        follow_up=follow_up_summary(db, case_id),
         warnings=tuple(dict.fromkeys((*scan.warnings, *(run.warnings if run else ())))),
     )
 
@@ -147,14 +153,16 @@ def _imported_series(series: SeriesRecord, location: Path) -> SeriesInfo:
 
 
 def _kept_findings(
-    detail: CaseDetail, labels: Any, events: Sequence[AuditEvent], series_uid: str
+    detail: CaseDetail,
+    labels: Any,
+    events: Sequence[AuditEvent],
+    series_uid: str,
+    continued: Mapping[int, str],
 ) -> tuple[ReportedFinding, ...]:
     run = detail.current_run
     ai = run.findings if run is not None else ()
     last_review = _latest_reviews(detail.reviews)
-    added = {
-        e.object_id: e for e in events if e.action == AuditAction.FINDING_ADDED.value
-    }
+    added = {e.object_id: e for e in events if e.action == AuditAction.FINDING_ADDED.value}
     highest = max((s.finding.finding_id for s in ai), default=0)
     kept: list[ReportedFinding] = []
     for stored in ai:
@@ -164,7 +172,16 @@ def _kept_findings(
         review = last_review.get(stored.finding_pk)
         who = (review.reviewer, review.decided_at) if review else ("", None)
         kept.append(
-            _reported(detail, stored, stored.finding.finding_id, decision, who, labels, series_uid)
+            _reported(
+                detail,
+                stored,
+                stored.finding.finding_id,
+                decision,
+                who,
+                labels,
+                series_uid,
+                continued,
+            )
         )
     for position, stored in enumerate(_in_order(detail.manual_findings), start=1):
         if stored.review_status is ReviewStatus.REJECTED:
@@ -185,6 +202,7 @@ def _kept_findings(
                 who,
                 labels,
                 series_uid,
+                continued,
             )
         )
     return tuple(sorted(kept, key=lambda r: r.number))
@@ -198,6 +216,7 @@ def _reported(
     who: tuple[str, datetime | None],
     labels: Any,
     series_uid: str,
+    continued: Mapping[int, str],
 ) -> ReportedFinding:
     name = finding_name(stored)
     region = finding_region(labels, stored.finding) if labels is not None else None
@@ -209,7 +228,9 @@ def _reported(
     return ReportedFinding(
         number=number,
         finding_pk=stored.finding_pk,
-        tracking_uid=tracking_uid(series_uid, detail.case_id, stored.finding_pk),
+        # A lesion followed from an earlier study keeps that study's UID (db.comparisons).
+        tracking_uid=continued.get(stored.finding_pk)
+        or tracking_uid(series_uid, detail.case_id, stored.finding_pk),
         finding=stored.finding,
         decision=decision,
         decided_by=who[0],
@@ -226,8 +247,9 @@ def finding_name(stored: StoredFinding) -> str:
 
 def tracking_uid(series_uid: str, case_id: int, finding_pk: int) -> str:
     """The same UID in every export of the finding (derived, not random)."""
-    return str(generate_uid(entropy_srcs=["meddiag finding", series_uid, str(case_id),
-                                          str(finding_pk)]))
+    return str(
+        generate_uid(entropy_srcs=["meddiag finding", series_uid, str(case_id), str(finding_pk)])
+    )
 
 
 def _in_order(findings: Iterable[StoredFinding]) -> list[StoredFinding]:
@@ -281,6 +303,8 @@ def audit_line(event: AuditEvent) -> AuditLine:
         AuditAction.CASE_SIGNED.value: "case signed",
         AuditAction.CASE_VIEWED.value: "case viewed",
         AuditAction.REPORT_EXPORTED.value: "case exported",
+        AuditAction.COMPARISON_SAVED.value: "compared with an earlier study",
+        AuditAction.COMPARISON_REVISED.value: "follow-up comparison corrected",
     }
     if action == AuditAction.FINDING_REVIEWED.value:
         text = f"finding #{details.get('finding_number', '?')} {details.get('decision', '?')}"
@@ -292,4 +316,3 @@ def audit_line(event: AuditEvent) -> AuditLine:
     else:
         text = words.get(action, action)
     return AuditLine(event.occurred_at, event.actor, action, text)
-

@@ -37,6 +37,7 @@ from reportlab.platypus import (
 
 from meddiag_desktop import __version__
 from meddiag_desktop.reports.finding_table import COLUMNS, finding_rows, intensity_unit
+from meddiag_desktop.reports.follow_up_pdf import follow_up_flowables
 from meddiag_desktop.reports.key_images import render_key_image
 from meddiag_desktop.reports.pdf_pages import (
     BOLD,
@@ -192,6 +193,13 @@ def _story(outcome: ReviewOutcome, width: float) -> list[Flowable]:
         *_model(outcome, width),
         Paragraph(f"Findings ({len(outcome.findings)} kept)", _HEADING),
         *_findings(outcome, width),
+    ]
+    if outcome.follow_up is not None:
+        story += [
+            Paragraph("Follow-up", _HEADING),
+            *follow_up_flowables(outcome.follow_up, width),
+        ]
+    story += [
         *_key_images(outcome, width, Paragraph("Key images", _HEADING)),
         Paragraph("Audit summary", _HEADING),
         *_audit(outcome, width),

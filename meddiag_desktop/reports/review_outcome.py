@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from meddiag_desktop.domain import Finding, FindingSource, Volume
+from meddiag_desktop.reports.follow_up_summary import FollowUpSummary
 
 NOT_A_MEDICAL_DEVICE = (
     "MedDiag Desktop is not a medical device and is not for clinical use. Its findings are "
@@ -136,6 +137,7 @@ class ReviewOutcome:
     exported_at: datetime
     audit: tuple[AuditLine, ...] = ()
     warnings: tuple[str, ...] = ()  # the scan's and the run's, carried into the report
+    follow_up: FollowUpSummary | None = None  # the case's newest comparison with a prior
 
     @property
     def draft(self) -> bool:

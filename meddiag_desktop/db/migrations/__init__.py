@@ -17,6 +17,7 @@ REVISIONS: tuple[str, ...] = (
     "0005_audit_hash_chain",
     "0006_pseudonyms",
     "0007_login",
+    "0008_comparisons",
 )
 HEAD = REVISIONS[-1]
 SCRIPT_LOCATION = Path(__file__).parent
