@@ -47,6 +47,7 @@ from meddiag_desktop.app.findings_panel import (
     run_label_colours,
     sign_off_state,
 )
+from meddiag_desktop.app.follow_up_flow import FollowUpFlow
 from meddiag_desktop.app.inference_controller import (
     FinishedRun,
     InferenceController,
@@ -145,6 +146,9 @@ class MainWindow(QMainWindow):
         self.inference = InferenceController(self)
         self.review = ReviewController(database, self)
         self.exports = ExportController(self)
+        self.follow_up = FollowUpFlow(
+            database, self, self.show_error, self._status, lambda: self._update_actions()
+        )
         # What the signed-in user's role forbids (as a sentence; "" where it allows): those
         # actions stay greyed out, their tooltips saying why. The core refuses them anyway.
         self.refusals = {p: sentence(why) if why else "" for p, why in refusals(database).items()}
@@ -214,6 +218,7 @@ class MainWindow(QMainWindow):
             "&Discard Edit", "case.discard_edit", self.discard_edit
         )
         self.history_action = self._action("&History…", "case.history", self.show_history)
+        self.compare_action = self._action("Compare with &Prior…", None, self.compare_with_prior)
         self.export_action = self._action("&Export…", None, self.show_export_dialog)
         self.refresh_action = self._action(
             "Refresh &Worklist", "case.refresh_worklist", self.worklist.refresh
@@ -227,6 +232,7 @@ class MainWindow(QMainWindow):
             None,
             self.export_action,
             self.history_action,
+            self.compare_action,
             self.refresh_action,
         ):
             if action is None:
@@ -596,6 +602,15 @@ class MainWindow(QMainWindow):
         self.history_dialog.raise_()
         return self.history_dialog
 
+    def compare_with_prior(self, prior_case_id: int | None = None) -> None:
+        """Case → Compare with prior…: the list of priors, or ``prior_case_id`` at once."""
+        if self._case is None:
+            return
+        if prior_case_id is None:
+            self.follow_up.ask(self._case.case_id, self._volume)
+        else:
+            self.follow_up.compare(self._case.case_id, prior_case_id, self._volume)
+
     def show_shortcuts(self) -> ShortcutSheet:
         """Help → Keyboard Shortcuts (non-modal: keep it open beside the images)."""
         if self.shortcut_sheet is None:
@@ -706,6 +721,7 @@ class MainWindow(QMainWindow):
         if self._series is None or opened.series_key != self._series.key:
             return  # the reader has moved on to another scan
         self._case = opened.detail
+        self.follow_up.priors(opened.detail.case_id, refresh=True)  # a new prior may be in
         self.review.load_case(opened.detail.case_id)  # decisions are saved against this case
         self.findings.set_case(opened.detail)
         run = opened.detail.current_run
@@ -875,6 +891,13 @@ class MainWindow(QMainWindow):
         editing = self._editing is not None or self._adding_manual
         self.save_edit_action.setEnabled(editing)
         self.discard_edit_action.setEnabled(editing)
+        self.compare_action.setEnabled(
+            case_open
+            and self._case is not None
+            and not self.follow_up.running
+            and not self.refusals[Permission.REVIEW]
+            and self.follow_up.has_priors(self._case.case_id)
+        )
         self.export_action.setEnabled(
             self._case is not None
             and not editing
@@ -994,6 +1017,7 @@ class MainWindow(QMainWindow):
         self.inference.cancel()
         self.inference.shutdown()
         self.exports.shutdown()
+        self.follow_up.shutdown()
         self.cases.shutdown()
         self._controller.shutdown()
         super().closeEvent(event)
