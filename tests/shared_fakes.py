@@ -29,6 +29,7 @@ from meddiag_desktop.domain import (
 )
 
 if TYPE_CHECKING:
+    from meddiag_desktop.db.engine import Database
     from meddiag_desktop.viewer.plane_geometry import Plane, VoxelZYX
 
 NODULE_LABELS = {"labels": [{"value": 1, "name": "nodule", "colour": "#ff5050"}]}
@@ -155,3 +156,21 @@ class MiniPlaneView:
     def voxel_at_mm(self, x_mm: float, y_mm: float) -> VoxelZYX | None:
         pixel = self.mapping.pixel_at_mm(x_mm, y_mm)
         return None if pixel is None else self.mapping.voxel_at(self.slice_index, *pixel)
+
+
+def store_ground_truth(db: Database, case_id: int, dicom: Path, truth_mask: Path) -> None:
+    """A study's true nodule mask stored as its run, measured as the pipeline measures (the
+    follow-up tests need runs on both studies without the model's minutes)."""
+    from meddiag_desktop.db.runs import store_inference
+    from meddiag_desktop.domain import Segmentation
+    from meddiag_desktop.inference.findings import extract_findings
+    from meddiag_desktop.scans import discover, load
+
+    [series] = [s for s in discover(dicom) if s.loadable]
+    scan = load(series)
+    labels = (load(truth_mask).array_zyx > 0).astype(np.uint8)
+    probability = labels.astype(np.float32)
+    cleaned, findings = extract_findings(scan, labels, probability, {1: "nodule"}, 15.0)
+    segmentation = Segmentation(cleaned, {1: "nodule"}, {1: "#ff5050"}, probability)
+    result = FakeResult(segmentation, tuple(findings), FakeCard(name="ground-truth"))
+    store_inference(db, case_id, scan, result)

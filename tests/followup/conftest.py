@@ -14,18 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from shared_fakes import FakeCard, FakeResult
+from shared_fakes import store_ground_truth
 
 from meddiag_desktop.db.engine import Database, DatabaseSettings
 from meddiag_desktop.db.importing import import_path
-from meddiag_desktop.db.runs import store_inference
 from meddiag_desktop.demo.follow_up import FollowUpPair, make_follow_up_pair
 from meddiag_desktop.demo.follow_up_case import FollowUpCase, write_follow_up_case
-from meddiag_desktop.domain import Segmentation
-from meddiag_desktop.inference.findings import extract_findings
-from meddiag_desktop.scans import discover, load
 
 SEED = 7
 
@@ -54,16 +49,6 @@ class PairInDatabase:
         return Database.open(DatabaseSettings(url=self.url, actor=actor))
 
 
-def store_ground_truth(db: Database, case_id: int, dicom: Path, truth_mask: Path) -> None:
-    """The study's true nodule mask stored as its run, measured as the pipeline measures."""
-    [series] = [s for s in discover(dicom) if s.loadable]
-    scan = load(series)
-    labels = (load(truth_mask).array_zyx > 0).astype(np.uint8)
-    probability = labels.astype(np.float32)
-    cleaned, findings = extract_findings(scan, labels, probability, {1: "nodule"}, 15.0)
-    segmentation = Segmentation(cleaned, {1: "nodule"}, {1: "#ff5050"}, probability)
-    result = FakeResult(segmentation, tuple(findings), FakeCard(name="ground-truth"))
-    store_inference(db, case_id, scan, result)
 
 
 @pytest.fixture(scope="module")

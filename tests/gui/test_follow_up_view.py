@@ -12,18 +12,13 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
 from PySide6.QtWidgets import QPushButton
-from shared_fakes import FakeCard, FakeResult
+from shared_fakes import store_ground_truth
 
 from meddiag_desktop.app.follow_up_view import FollowUpWindow
 from meddiag_desktop.app.main_window import MainWindow
 from meddiag_desktop.db.comparisons import comparisons_of_case
-from meddiag_desktop.db.engine import Database
 from meddiag_desktop.db.importing import import_path
-from meddiag_desktop.db.runs import store_inference
 from meddiag_desktop.demo.follow_up_case import FollowUpCase, write_follow_up_case
-from meddiag_desktop.domain import Segmentation
-from meddiag_desktop.inference.findings import extract_findings
-from meddiag_desktop.scans import discover, load
 from meddiag_desktop.viewer.plane_geometry import nearest_voxel
 
 pytestmark = pytest.mark.gui
@@ -35,16 +30,6 @@ def pair_on_disk(tmp_path_factory: pytest.TempPathFactory) -> FollowUpCase:
     return write_follow_up_case(tmp_path_factory.mktemp("follow_up") / "pair", seed=7)
 
 
-def store_ground_truth(db: Database, case_id: int, dicom: Path, truth_mask: Path) -> None:
-    """The study's true nodule mask stored as its run (as tests/followup do: no model)."""
-    [series] = [s for s in discover(dicom) if s.loadable]
-    scan = load(series)
-    labels = (load(truth_mask).array_zyx > 0).astype(np.uint8)
-    probability = labels.astype(np.float32)
-    cleaned, findings = extract_findings(scan, labels, probability, {1: "nodule"}, 15.0)
-    segmentation = Segmentation(cleaned, {1: "nodule"}, {1: "#ff5050"}, probability)
-    result = FakeResult(segmentation, tuple(findings), FakeCard(name="ground-truth"))
-    store_inference(db, case_id, scan, result)
 
 
 def test_compare_with_prior_side_by_side(
